@@ -1,0 +1,50 @@
+/**
+ * Typed engine errors. Branch on `code`, never on message text or `instanceof`: class identity
+ * does not survive gRPC, the code does (see core/rpc/errors.ts).
+ */
+export type ErrorCode =
+  | 'SPEC_INVALID'
+  | 'SPEC_NOT_FOUND'
+  | 'SOURCE_IO'
+  | 'SINK_IO'
+  | 'EXPR_INVALID'
+  | 'EXPR_EVAL'
+  | 'JOB_NOT_FOUND'
+  | 'JOB_STATE'
+  | 'NO_RESOURCES'
+  | 'TASKMANAGER_LOST'
+  | 'TASK_FAILED'
+  | 'REDIS_UNAVAILABLE'
+  | 'JOBMANAGER_UNAVAILABLE'
+  | 'PROTOCOL'
+  | 'INTERNAL';
+
+export interface EngineErrorOptions {
+  retryable?: boolean;
+  cause?: unknown;
+  /** related ids (jobId, taskId, ...) for logs */
+  ids?: Record<string, string | number>;
+  /** for SPEC_INVALID: every problem, `path: message` */
+  problems?: string[];
+}
+
+export class EngineError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly ids: Record<string, string | number>;
+  readonly problems: string[];
+
+  constructor(code: ErrorCode, message: string, opts: EngineErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'EngineError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.ids = opts.ids ?? {};
+    this.problems = opts.problems ?? [];
+  }
+}
+
+/** True when `e` carries an engine error code (works across module copies and after gRPC). */
+export function isEngineError(e: unknown): e is EngineError {
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && e instanceof Error;
+}

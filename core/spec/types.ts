@@ -1,0 +1,199 @@
+/**
+ * The validated, normalised job spec: what `parseJobSpec` (core/spec/schema.ts) returns after
+ * defaults are applied. Everything downstream (job graph, operators, sources) reads only this
+ * shape, never the raw YAML/JSON.
+ *
+ * Units: every duration is in milliseconds and its name ends in `Ms`.
+ */
+
+/** Value types a column or computed field can have. `double` and `int` are both JS numbers. */
+export type FieldType = 'string' | 'double' | 'int' | 'bool';
+
+/** One value of a record. `null` means missing (an empty CSV cell of a nullable column). */
+export type Value = string | number | boolean | null;
+
+/** A record flowing through the job: a flat object of named values. */
+export type Row = Record<string, Value>;
+
+export interface ColumnSpec {
+  name: string;
+  type: FieldType;
+  /** When false (default), an empty or missing cell rejects the line to the dead-letter output. */
+  nullable: boolean;
+}
+
+/**
+ * How event time is read from a record. Exactly one of `unit`, `format`, `iso` applies:
+ * - `unit`: the field is a number of ms, s or us since the Unix epoch (UTC);
+ * - `format`: a Luxon pattern such as `dd-MM-yyyy HH:mm`, read in `timeZone` (default UTC);
+ * - `iso`: ISO 8601 text with an offset (text without an offset is read in `timeZone`).
+ * `fields` (instead of `field`) joins several columns with a space before parsing, for files that
+ * keep date and time apart (SML2010: `Date` + `Time`).
+ */
+export interface EventTimeSpec {
+  field: string;
+  /** extra fields joined to `field` with a single space before parsing */
+  joinFields: string[];
+  unit?: 'ms' | 's' | 'us';
+  format?: string;
+  iso?: boolean;
+  timeZone: string;
+  /**
+   * Plausibility range; a timestamp outside `[minMs, maxMs)` rejects the line with reason
+   * `timestamp out of range`. Defaults: 2000-01-01T00:00Z .. 2100-01-01T00:00Z (BR-05).
+   */
+  minMs: number;
+  maxMs: number;
+  /** Name of the field the parsed ms timestamp is written to in the row (default `timestamp`... see schema) */
+  outputField: string;
+}
+
+/** Bounded out-of-orderness watermarks: W = max(ts seen) − outOfOrdernessMs (see shared cases README). */
+export interface WatermarkSpec {
+  outOfOrdernessMs: number;
+  /** Wall-clock ms without records after which a source split stops holding the watermark back; 0 = never. */
+  idleTimeoutMs: number;
+}
+
+/** Turns one wide line into one record per listed column (energydata: T1..T9 → one reading per room). */
+export interface MeltSpec {
+  /** columns to unpivot */
+  columns: string[];
+  /** name of the new field holding the original column name (e.g. `room`) */
+  nameField: string;
+  /** name of the new field holding the value (e.g. `temperature`) */
+  valueField: string;
+  valueType: FieldType;
+  /** optional relabelling of column names, e.g. { T1: kitchen } */
+  names: Record<string, string>;
+}
+
+/** A boolean CEL rule checked at the source; failing lines go to the dead-letter output. */
+export interface ValidateRule {
+  rule: string;
+  reason: string;
+}
+
+export interface FileSourceSpec {
+  type: 'file';
+  /** one or more paths (relative to the spec file's folder); each file is one split */
+  paths: string[];
+  format: 'csv' | 'jsonl';
+  /** gzip is detected from the `.gz` suffix or magic bytes unless set */
+  compression: 'auto' | 'gzip' | 'none';
+  /** csv only */
+  delimiter: string;
+  /** csv only: true = the first line is a header (skipped; names are taken from `columns`) */
+  header: boolean;
+  /** csv: a separator like `, ` (comma + space) trims spaces around every cell; default true */
+  trim: boolean;
+  /** csv: decimal comma (`21,21`), only valid when the delimiter is not a comma */
+  decimalComma: boolean;
+  /** Columns in file order (csv) or field names to read (jsonl). Extra cells reject the line unless `extraColumns: ignore`. */
+  columns: ColumnSpec[];
+  extraColumns: 'reject' | 'ignore';
+  /** Maximum line length in bytes; longer lines are rejected without being buffered whole. Default 1 MiB. */
+  maxLineBytes: number;
+  melt?: MeltSpec;
+  eventTime: EventTimeSpec;
+  watermark: WatermarkSpec;
+  validate: ValidateRule[];
+}
+
+export interface GeneratorSourceSpec {
+  type: 'generator';
+  /** number of synthetic sensors (`sensor-00000` ..) */
+  sensors: number;
+  /** total readings to produce; the source is bounded */
+  count: number;
+  /** readings per second of event time across all sensors (event-time spacing = 1000 / rate ms) */
+  ratePerSec: number;
+  seed: number;
+  /** event time of the first reading (ms) */
+  startMs: number;
+  /** maximum random out-of-orderness added to event times (ms) */
+  jitterMs: number;
+  /** how many splits the generator is divided into (default: source parallelism); each split is deterministic */
+  splits: number;
+  eventTime: EventTimeSpec;
+  watermark: WatermarkSpec;
+  validate: ValidateRule[];
+}
+
+export type SourceSpec = FileSourceSpec | GeneratorSourceSpec;
+
+export interface TumblingWindowSpec {
+  type: 'tumbling';
+  sizeMs: number;
+  offsetMs: number;
+}
+export interface SlidingWindowSpec {
+  type: 'sliding';
+  sizeMs: number;
+  slideMs: number;
+  offsetMs: number;
+}
+/** Gap-based session windows (designed now; built in the IoT issue). */
+export interface SessionWindowSpec {
+  type: 'session';
+  gapMs: number;
+}
+export type WindowSpec = (TumblingWindowSpec | SlidingWindowSpec | SessionWindowSpec) & {
+  allowedLatenessMs: number;
+};
+
+export type AggregateKind = 'count' | 'sum' | 'avg' | 'min' | 'max';
+/** `avg: "avg(temperature)"` → { output: 'avg', kind: 'avg', field: 'temperature' }; count has no field. */
+export interface AggregateSpec {
+  output: string;
+  kind: AggregateKind;
+  field?: string;
+}
+
+export type StepSpec =
+  | { kind: 'filter'; expr: string; parallelism?: number }
+  | { kind: 'map'; /** output field → CEL expression over the row */ fields: Record<string, string>; parallelism?: number }
+  | { kind: 'keyBy'; fields: string[] }
+  | { kind: 'window'; window: WindowSpec; parallelism?: number }
+  | { kind: 'aggregate'; aggregates: AggregateSpec[] };
+
+export interface FileSinkSpec {
+  type: 'file';
+  path: string;
+}
+export interface StdoutSinkSpec {
+  type: 'stdout';
+}
+export interface RedisSinkSpec {
+  type: 'redis';
+  /** Redis URL; default: the cluster's Redis */
+  url?: string;
+  /** hash key prefix; a row is written with HSET `${keyPrefix}:${key}:${windowStart}` */
+  keyPrefix: string;
+}
+export type SinkSpec = FileSinkSpec | StdoutSinkSpec | RedisSinkSpec;
+
+export interface JobSpec {
+  name: string;
+  /** default parallelism of every step */
+  parallelism: number;
+  /** number of key groups; the upper bound of any keyed step's parallelism. Default 128. */
+  maxParallelism: number;
+  source: SourceSpec;
+  steps: StepSpec[];
+  sink: SinkSpec;
+  /** where rejected lines go; default: file `<sink path>.deadletter.jsonl` (or out/<name>.deadletter.jsonl) */
+  deadLetter: FileSinkSpec | StdoutSinkSpec;
+  /** where late readings go; default: file `<sink path>.late.jsonl` (or out/<name>.late.jsonl) */
+  lateData: FileSinkSpec | StdoutSinkSpec;
+}
+
+/** A rejected input line, as written to the dead-letter output. */
+export interface DeadLetter {
+  /** why it was rejected, e.g. `expected 3 fields, got 2` or `timestamp out of range` */
+  reason: string;
+  /** where: `path:line` (1-based line number) */
+  source: string;
+  /** the line's text (truncated to 1 KiB; invalid UTF-8 shown with U+FFFD) */
+  raw: string;
+}

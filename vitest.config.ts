@@ -1,0 +1,43 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Two projects, run by `npx vitest run` (or one with `--project unit|integration`):
+ *
+ * - `unit`: pure tests, no I/O, seconds. test/unit mirrors the source tree; test/cases holds
+ *   table-driven scenario files. Runs in parallel with vitest's defaults.
+ * - `integration`: real Redis (a private redis-server per file, see test/support/redis.ts) and
+ *   real JobManager/TaskManager processes on loopback. Files run one at a time in forked
+ *   processes: CI machines have 2 cores and each file may start several processes itself.
+ *
+ * `sequence.groupOrder` runs the unit group first and the integration group after it, so the
+ * two never compete for the cores.
+ */
+export default defineConfig({
+  test: {
+    teardownTimeout: 30_000,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'test/cases/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 10_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          fileParallelism: false,
+          maxWorkers: 1,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
+  },
+});

@@ -37,8 +37,10 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisPr
     enableOfflineQueue: false,
     enableReadyCheck: false,
   });
-  client.on('error', () => {
-    // reported through the rejected promise below
+  let firstError: Error | undefined;
+  client.on('error', (err: Error) => {
+    // keep the socket-level cause ("connect ECONNREFUSED ..."), which beats "Connection is closed."
+    firstError ??= err;
   });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -49,7 +51,8 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisPr
     return pong === 'PONG' ? { ok: true } : { ok: false, answered: true, reason: `PING answered ${String(pong)}` };
   } catch (err) {
     const answered = err instanceof Error && err.name === 'ReplyError';
-    return { ok: false, answered, reason: err instanceof Error ? err.message : String(err) };
+    const cause = answered ? err : (firstError ?? err);
+    return { ok: false, answered, reason: cause instanceof Error ? cause.message : String(cause) };
   } finally {
     clearTimeout(timer);
     client.disconnect();
@@ -157,6 +160,8 @@ export interface EnsuredRedis {
   url: string;
   /** true when a private redis-server was started (and `stop()` ends it) */
   started: boolean;
+  /** pid of the private redis-server, when `started` */
+  pid?: number;
   /** stops the private server if one was started; otherwise does nothing */
   stop(): Promise<void>;
 }
@@ -191,7 +196,7 @@ export async function ensureRedis(
   }
   const priv = await startPrivateRedis({ detached: opts.detached ?? false });
   log(`no Redis at ${shown}; started a private redis-server on 127.0.0.1:${priv.port}`);
-  return { url: priv.url, started: true, stop: () => priv.stop() };
+  return { url: priv.url, started: true, pid: priv.pid, stop: () => priv.stop() };
 }
 
 /** `url` with any password replaced by `***`, for messages and logs. */

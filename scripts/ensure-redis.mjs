@@ -18,7 +18,9 @@ let lib;
 try {
   lib = await import(modulePath.href);
 } catch (err) {
-  process.stderr.write(`ensure-redis: cannot load ${modulePath.pathname} (${err.message}); run \`npm run build\` first\n`);
+  process.stderr.write(
+    `ensure-redis: cannot load ${modulePath.pathname} (${err.message}); run \`npm run build\` first\n`,
+  );
   process.exit(2);
 }
 

@@ -8,7 +8,9 @@ const cli = new URL('../dist/client/main.js', import.meta.url);
 if (existsSync(cli)) {
   const text = readFileSync(cli, 'utf8');
   if (!text.startsWith('#!')) {
-    process.stderr.write(`postbuild: dist/client/main.js had no shebang; added "${SHEBANG}" (put it in client/main.ts)\n`);
+    process.stderr.write(
+      `postbuild: dist/client/main.js had no shebang; added "${SHEBANG}" (put it in client/main.ts)\n`,
+    );
     writeFileSync(cli, `${SHEBANG}\n${text}`);
   }
   chmodSync(cli, 0o755);

@@ -256,7 +256,13 @@ async function waitUntilReady(
   return done ?? 'timeout';
 }
 
-function privateRedisHandle(child: ChildProcess, url: string, port: number, dir: string, detached: boolean): PrivateRedis {
+function privateRedisHandle(
+  child: ChildProcess,
+  url: string,
+  port: number,
+  dir: string,
+  detached: boolean,
+): PrivateRedis {
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());

@@ -1,0 +1,463 @@
+/**
+ * The keyed event-time window operator (tumbling, sliding, session) with incremental
+ * aggregation, in the manner of Flink's `WindowOperator` with an `AggregateFunction`.
+ *
+ * Semantics (shared/cases/README.md):
+ * - windows are `[start, end)`; window `[s, e)` of a key fires (one final row) once the
+ *   operator watermark W ≥ e; at end of input (W = +∞) every open window fires; a window that
+ *   received nothing emits nothing;
+ * - lateness is per window: a reading goes into each of its windows still open, where "open" is
+ *   judged against the **effective watermark** `max(sourceWatermark, operator watermark)`.
+ *   `sourceWatermark` is the watermark of the source split that read the record, tagged at read
+ *   time, so the decision does not depend on how channels interleave (DESIGN.md, determinism);
+ *   a reading with no open window left is late: counted and passed to `WindowOutput.late`;
+ * - session windows (gap G): a reading is the proto-session `[ts, ts + G)`; it merges with
+ *   every open session of its key that it intersects, using Flink's `TimeWindow.intersects`
+ *   (touching sessions, `end == start`, merge too); a session is `[first ts, last ts + G)`.
+ *   Sessions that the effective watermark has already closed are not merged into.
+ *
+ * State: `Map<key, KeyWindows>`; each key keeps its open windows sorted by start with their
+ * accumulators in one flat `number[]` (see aggregates.ts). Timers: windows of all keys share
+ * ends for tumbling/sliding, so timers are buckets `Map<end, KeyWindows[]>` plus a min-heap of
+ * distinct ends; `processWatermark` costs O(fired · log) and never scans idle keys. Stale
+ * session timers (after a merge moved the end) are skipped when popped.
+ *
+ * Allowed lateness > 0 is not supported yet (constructor throws `SPEC_INVALID`); the design keeps
+ * a window until `W ≥ end + allowedLatenessMs` (the checks below already use `end + lateness`)
+ * and would emit an updated row per late reading.
+ */
+import { EngineError } from '../errors/index.js';
+import type { AggregateSpec, Row, Value, WindowSpec } from '../spec/types.js';
+import { keyGroupOf, keyOf } from '../state/keygroups.js';
+import { ByteReader, ByteWriter } from '../codec/bytes.js';
+import { compileAggregates, type AggregateLayout } from './aggregates.js';
+import { createAssigner, type WindowAssigner } from './assigners.js';
+import { NumberMinHeap } from './heap.js';
+
+export interface WindowOperatorConfig {
+  window: WindowSpec;
+  aggregates: AggregateSpec[];
+  /** keyBy fields; the key is `keyOf(row, keyFields)` */
+  keyFields: string[];
+  /** number of key groups (default 128 in the job spec) */
+  maxParallelism: number;
+  /** inclusive key-group range owned by this subtask; records of other groups are an INTERNAL error */
+  keyGroupStart: number;
+  keyGroupEnd: number;
+}
+
+export interface WindowOutput {
+  /** a final window result: { key, ...keyFields (each by name, only when there are 2+ key fields), windowStart, windowEnd, ...aggregates } */
+  emit(row: Row): void;
+  /** a reading dropped because all of its windows had fired; `watermark` = the effective watermark that made it late */
+  late(row: Row, ts: number, watermark: number): void;
+}
+
+export interface WindowOperatorMetrics {
+  recordsIn: number;
+  late: number;
+  windowsEmitted: number;
+  /** distinct keys seen (keys are kept for the life of the operator) */
+  keys: number;
+}
+
+/** Open windows of one key. `acc` holds `n · stride` doubles in the order of `starts`. */
+class KeyWindows {
+  n = 0;
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+  readonly acc: number[] = [];
+  constructor(
+    readonly key: string,
+    readonly keyGroup: number,
+    /** values of the key fields (only with 2+ key fields), for the output row */
+    readonly keyValues: Value[] | null,
+  ) {}
+}
+
+const SNAPSHOT_MAGIC = 0x46; // 'F'
+const SNAPSHOT_VERSION = 1;
+
+export class WindowOperator {
+  readonly metrics: WindowOperatorMetrics = { recordsIn: 0, late: 0, windowsEmitted: 0, keys: 0 };
+
+  private readonly assigner: WindowAssigner;
+  private readonly aggs: AggregateLayout;
+  private readonly stride: number;
+  private readonly latenessMs: number;
+  private readonly keyFields: string[];
+  private readonly singleKeyField: string | null;
+  private readonly keys = new Map<string, KeyWindows>();
+  private readonly timers = new Map<number, KeyWindows[]>();
+  private readonly timerHeap = new NumberMinHeap();
+  private readonly starts: number[];
+  private wm = Number.NEGATIVE_INFINITY;
+  private restoredWm: number | null = null;
+
+  /**
+   * @throws EngineError `SPEC_INVALID` for an invalid window or aggregate spec, or
+   *   `allowedLatenessMs > 0` (not supported yet)
+   */
+  constructor(
+    private readonly cfg: WindowOperatorConfig,
+    private readonly out: WindowOutput,
+  ) {
+    this.assigner = createAssigner(cfg.window);
+    this.aggs = compileAggregates(cfg.aggregates);
+    this.stride = this.aggs.stride;
+    this.latenessMs = cfg.window.allowedLatenessMs ?? 0;
+    if (this.latenessMs !== 0) {
+      throw new EngineError('SPEC_INVALID', `allowedLatenessMs > 0 is not supported yet (got ${this.latenessMs})`);
+    }
+    this.keyFields = cfg.keyFields;
+    this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
+    this.starts = new Array<number>(this.assigner.maxWindowsPerElement).fill(0);
+    if (cfg.keyGroupStart < 0 || cfg.keyGroupEnd >= cfg.maxParallelism || cfg.keyGroupStart > cfg.keyGroupEnd) {
+      throw new EngineError('INTERNAL', `invalid key-group range [${cfg.keyGroupStart}, ${cfg.keyGroupEnd}] for maxParallelism ${cfg.maxParallelism}`);
+    }
+  }
+
+  /** The operator's current (combined input) watermark; −Infinity initially. */
+  get currentWatermark(): number {
+    return this.wm;
+  }
+
+  /** Number of open windows over all keys (for metrics and tests). */
+  get openWindows(): number {
+    let n = 0;
+    for (const kw of this.keys.values()) n += kw.n;
+    return n;
+  }
+
+  /**
+   * Adds a reading to each of its windows that is still open.
+   * @param ts event time, ms
+   * @param sourceWatermark the watermark of the source split that read the record, at read time
+   * @throws EngineError `INTERNAL` if the record's key group is not owned by this subtask
+   */
+  processElement(row: Row, ts: number, sourceWatermark: number): void {
+    this.metrics.recordsIn++;
+    let key: string;
+    if (this.singleKeyField !== null) {
+      const v = row[this.singleKeyField];
+      key = typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
+    } else {
+      key = keyOf(row, this.keyFields);
+    }
+    let kw = this.keys.get(key);
+    if (kw === undefined) kw = this.newKey(key, row);
+    const effWm = sourceWatermark > this.wm ? sourceWatermark : this.wm;
+    if (this.assigner.merging) {
+      this.addToSession(kw, row, ts, effWm);
+      return;
+    }
+    const starts = this.starts;
+    const n = this.assigner.assign(ts, starts);
+    const size = this.assigner.sizeMs;
+    const lateness = this.latenessMs;
+    let added = 0;
+    for (let i = 0; i < n; i++) {
+      const start = starts[i];
+      const end = start + size;
+      if (end + lateness <= effWm) continue; // this window has fired: late for it
+      const idx = this.findOrCreate(kw, start, end);
+      this.aggs.add(kw.acc, idx * this.stride, row);
+      added++;
+    }
+    if (added === 0) {
+      this.metrics.late++;
+      this.out.late(row, ts, effWm);
+    }
+  }
+
+  /** The combined input watermark advanced to `wm`: fires every window with end ≤ wm, in order of (windowEnd, key). Lower or equal values are ignored. */
+  processWatermark(wm: number): void {
+    if (!(wm > this.wm)) return;
+    this.wm = wm;
+    const heap = this.timerHeap;
+    while (heap.size > 0 && heap.peek() + this.latenessMs <= wm) {
+      const end = heap.pop();
+      const bucket = this.timers.get(end);
+      this.timers.delete(end);
+      if (bucket === undefined) continue;
+      if (bucket.length > 1) bucket.sort(byKey);
+      for (let i = 0; i < bucket.length; i++) this.fire(bucket[i], end);
+    }
+  }
+
+  /** Fires every open window (the bounded input ended): same as `processWatermark(+Infinity)`. */
+  endOfInput(): void {
+    this.processWatermark(Number.POSITIVE_INFINITY);
+  }
+
+  // ---- state helpers ------------------------------------------------------------------------
+
+  private newKey(key: string, row: Row): KeyWindows {
+    const kg = keyGroupOf(key, this.cfg.maxParallelism);
+    if (kg < this.cfg.keyGroupStart || kg > this.cfg.keyGroupEnd) {
+      throw new EngineError('INTERNAL', `key '${key}' (key group ${kg}) is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`);
+    }
+    const values = this.keyFields.length > 1 ? this.keyFields.map((f) => row[f] ?? null) : null;
+    const kw = new KeyWindows(key, kg, values);
+    this.keys.set(key, kw);
+    this.metrics.keys++;
+    return kw;
+  }
+
+  /** Index of the window of `kw` starting at `start`, creating it (sorted by start) if absent. */
+  private findOrCreate(kw: KeyWindows, start: number, end: number): number {
+    const starts = kw.starts;
+    let i = 0;
+    for (; i < kw.n; i++) {
+      const s = starts[i];
+      if (s === start) return i;
+      if (s > start) break;
+    }
+    this.insertWindow(kw, i, start, end);
+    this.addTimer(end, kw);
+    return i;
+  }
+
+  private insertWindow(kw: KeyWindows, i: number, start: number, end: number): void {
+    const stride = this.stride;
+    if (i === kw.n) {
+      kw.starts.push(start);
+      kw.ends.push(end);
+      const base = kw.acc.length;
+      for (let j = 0; j < stride; j++) kw.acc.push(0);
+      this.aggs.init(kw.acc, base);
+    } else {
+      kw.starts.splice(i, 0, start);
+      kw.ends.splice(i, 0, end);
+      const fill = new Array<number>(stride).fill(0);
+      kw.acc.splice(i * stride, 0, ...fill);
+      this.aggs.init(kw.acc, i * stride);
+    }
+    kw.n++;
+  }
+
+  private removeWindow(kw: KeyWindows, i: number): void {
+    if (i === kw.n - 1) {
+      kw.starts.pop();
+      kw.ends.pop();
+      kw.acc.length = i * this.stride;
+    } else {
+      kw.starts.splice(i, 1);
+      kw.ends.splice(i, 1);
+      kw.acc.splice(i * this.stride, this.stride);
+    }
+    kw.n--;
+  }
+
+  private addTimer(end: number, kw: KeyWindows): void {
+    let bucket = this.timers.get(end);
+    if (bucket === undefined) {
+      bucket = [];
+      this.timers.set(end, bucket);
+      this.timerHeap.push(end);
+    }
+    bucket.push(kw);
+  }
+
+  private fire(kw: KeyWindows, end: number): void {
+    const ends = kw.ends;
+    let i = 0;
+    while (i < kw.n && ends[i] !== end) i++;
+    if (i === kw.n) return; // stale timer (session merged or already fired)
+    const row: Row = { key: kw.key };
+    if (kw.keyValues !== null) {
+      for (let f = 0; f < this.keyFields.length; f++) row[this.keyFields[f]] = kw.keyValues[f];
+    }
+    row.windowStart = kw.starts[i];
+    row.windowEnd = end;
+    this.aggs.writeResult(kw.acc, i * this.stride, row);
+    this.removeWindow(kw, i);
+    this.metrics.windowsEmitted++;
+    this.out.emit(row);
+  }
+
+  private addToSession(kw: KeyWindows, row: Row, ts: number, effWm: number): void {
+    const gap = this.assigner.sizeMs;
+    const lateness = this.latenessMs;
+    let newStart = ts;
+    let newEnd = ts + gap;
+    // open sessions of this key that intersect [ts, ts + gap] (Flink TimeWindow.intersects)
+    let first = -1;
+    let last = -1;
+    for (let i = 0; i < kw.n; i++) {
+      const s = kw.starts[i];
+      const e = kw.ends[i];
+      if (e + lateness <= effWm) continue; // closed for this reading
+      if (s <= ts + gap && e >= ts) {
+        if (first < 0) first = i;
+        last = i;
+        if (s < newStart) newStart = s;
+        if (e > newEnd) newEnd = e;
+      }
+    }
+    if (first < 0) {
+      if (newEnd + lateness <= effWm) {
+        this.metrics.late++;
+        this.out.late(row, ts, effWm);
+        return;
+      }
+      let i = 0;
+      while (i < kw.n && kw.starts[i] < newStart) i++;
+      this.insertWindow(kw, i, newStart, newEnd);
+      this.addTimer(newEnd, kw);
+      this.aggs.add(kw.acc, i * this.stride, row);
+      return;
+    }
+    // merge every intersecting open session in [first, last] into `first`
+    const stride = this.stride;
+    for (let i = last; i > first; i--) {
+      const s = kw.starts[i];
+      const e = kw.ends[i];
+      if (e + lateness <= effWm || !(s <= ts + gap && e >= ts)) continue;
+      this.aggs.merge(kw.acc, first * stride, kw.acc, i * stride);
+      this.removeWindow(kw, i);
+    }
+    const oldEnd = kw.ends[first];
+    kw.starts[first] = newStart;
+    kw.ends[first] = newEnd;
+    if (newEnd !== oldEnd) this.addTimer(newEnd, kw);
+    this.aggs.add(kw.acc, first * stride, row);
+    // keep starts sorted (the merged start can only move left, past no open session it did not absorb)
+    this.resortFrom(kw, first);
+  }
+
+  private resortFrom(kw: KeyWindows, i: number): void {
+    const stride = this.stride;
+    while (i > 0 && kw.starts[i - 1] > kw.starts[i]) {
+      swap(kw.starts, i - 1, i);
+      swap(kw.ends, i - 1, i);
+      for (let j = 0; j < stride; j++) swap(kw.acc, (i - 1) * stride + j, i * stride + j);
+      i--;
+    }
+  }
+
+  // ---- checkpoints --------------------------------------------------------------------------
+
+  /**
+   * Serialises the state of one key group: the operator watermark and, per key (sorted), its
+   * open windows and accumulators. Binary layout (little-endian, see core/codec/bytes.ts):
+   * ```
+   * u8 magic 'F', u8 version 1, u8 stride, f64 operatorWatermark, u32 keyCount
+   * per key: string key, u8 keyValueCount, per value: u8 tag (0 null, 1 string, 2 number, 3 bool) + value,
+   *          u32 windowCount, per window: f64 start, f64 end, stride × f64 accumulator
+   * ```
+   * The returned bytes are a fresh buffer, owned by the caller (safe to transfer).
+   */
+  snapshotKeyGroup(keyGroup: number): Uint8Array {
+    const w = new ByteWriter(1024);
+    w.u8(SNAPSHOT_MAGIC);
+    w.u8(SNAPSHOT_VERSION);
+    w.u8(this.stride);
+    w.f64(this.wm);
+    const keys: KeyWindows[] = [];
+    for (const kw of this.keys.values()) if (kw.keyGroup === keyGroup && kw.n > 0) keys.push(kw);
+    keys.sort(byKey);
+    w.u32(keys.length);
+    for (const kw of keys) {
+      w.string(kw.key);
+      const vals = kw.keyValues ?? [];
+      w.u8(vals.length);
+      for (const v of vals) writeValue(w, v);
+      w.u32(kw.n);
+      for (let i = 0; i < kw.n; i++) {
+        w.f64(kw.starts[i]);
+        w.f64(kw.ends[i]);
+        for (let j = 0; j < this.stride; j++) w.f64(kw.acc[i * this.stride + j]);
+      }
+    }
+    return w.toBytes();
+  }
+
+  /**
+   * Restores one key group written by `snapshotKeyGroup` (possibly by another subtask, after
+   * rescaling). Call before any record. The operator watermark becomes the minimum of the
+   * watermarks of all restored key groups (never later than any subtask was at the checkpoint).
+   * @throws EngineError `PROTOCOL` for malformed bytes or an accumulator layout that does not
+   *   match this job; `INTERNAL` if the key group is not owned by this subtask
+   */
+  restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void {
+    if (keyGroup < this.cfg.keyGroupStart || keyGroup > this.cfg.keyGroupEnd) {
+      throw new EngineError('INTERNAL', `key group ${keyGroup} is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`);
+    }
+    const r = new ByteReader(bytes);
+    if (r.u8() !== SNAPSHOT_MAGIC || r.u8() !== SNAPSHOT_VERSION) throw new EngineError('PROTOCOL', 'not a window-operator key-group snapshot (magic/version)');
+    const stride = r.u8();
+    if (stride !== this.stride) throw new EngineError('PROTOCOL', `snapshot accumulator stride ${stride} does not match the job's aggregates (${this.stride})`);
+    const wm = r.f64();
+    this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
+    this.wm = this.restoredWm;
+    const keyCount = r.u32();
+    for (let k = 0; k < keyCount; k++) {
+      const key = r.string() ?? '';
+      const nv = r.u8();
+      const vals: Value[] = [];
+      for (let i = 0; i < nv; i++) vals.push(readValue(r));
+      if (keyGroupOf(key, this.cfg.maxParallelism) !== keyGroup) throw new EngineError('PROTOCOL', `key '${key}' does not belong to key group ${keyGroup}`);
+      let kw = this.keys.get(key);
+      if (kw === undefined) {
+        kw = new KeyWindows(key, keyGroup, nv > 0 ? vals : null);
+        this.keys.set(key, kw);
+        this.metrics.keys++;
+      }
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const start = r.f64();
+        const end = r.f64();
+        const idx = kw.n;
+        this.insertWindow(kw, idx, start, end);
+        for (let j = 0; j < stride; j++) kw.acc[idx * stride + j] = r.f64();
+        this.addTimer(end, kw);
+      }
+      this.resortAll(kw);
+    }
+  }
+
+  private resortAll(kw: KeyWindows): void {
+    for (let i = 1; i < kw.n; i++) this.resortFrom(kw, i);
+  }
+}
+
+function byKey(a: KeyWindows, b: KeyWindows): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+function swap(a: number[], i: number, j: number): void {
+  const t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+}
+
+function writeValue(w: ByteWriter, v: Value): void {
+  if (v === null) w.u8(0);
+  else if (typeof v === 'string') {
+    w.u8(1);
+    w.string(v);
+  } else if (typeof v === 'number') {
+    w.u8(2);
+    w.f64(v);
+  } else {
+    w.u8(3);
+    w.u8(v ? 1 : 0);
+  }
+}
+
+function readValue(r: ByteReader): Value {
+  const tag = r.u8();
+  switch (tag) {
+    case 0:
+      return null;
+    case 1:
+      return r.string();
+    case 2:
+      return r.f64();
+    case 3:
+      return r.u8() === 1;
+    default:
+      throw new EngineError('PROTOCOL', `unknown value tag ${tag} in snapshot`);
+  }
+}

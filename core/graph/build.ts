@@ -1,0 +1,149 @@
+import { EngineError } from '../errors/index.js';
+import type { AggregateSpec, FieldType, FileSinkSpec, JobSpec, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
+import type { FieldDesc, JobEdge, JobGraph, JobVertex, OperatorDesc } from './types.js';
+
+/**
+ * Types of the fields a source's rows carry after parsing (columns, or the melted shape, plus the
+ * event-time output field), extended by map steps (their outputs are typed `double` unless the
+ * expression is a plain field reference).
+ */
+export function sourceFieldTypes(spec: JobSpec): Map<string, FieldType> {
+  const types = new Map<string, FieldType>();
+  const src = spec.source;
+  if (src.type === 'file') {
+    const melted = new Set(src.melt?.columns ?? []);
+    for (const c of src.columns) if (!melted.has(c.name)) types.set(c.name, c.type);
+    if (src.melt) {
+      types.set(src.melt.nameField, 'string');
+      types.set(src.melt.valueField, src.melt.valueType);
+    }
+  } else {
+    types.set('sensorId', 'string');
+    types.set('room', 'string');
+    types.set('house', 'string');
+    types.set('timestamp', 'int');
+    types.set('temperature', 'double');
+  }
+  if (!types.has(src.eventTime.outputField)) types.set(src.eventTime.outputField, 'int');
+  return types;
+}
+
+function sourceSplits(spec: JobSpec): number {
+  return spec.source.type === 'file' ? spec.source.paths.length : spec.source.splits;
+}
+
+/** Output row fields of the window-aggregate operator, in the order they are written. */
+export function windowResultFields(keyFields: string[], aggregates: AggregateSpec[], types: Map<string, FieldType>): FieldDesc[] {
+  const fields: FieldDesc[] = [{ name: 'key', type: 'string' }];
+  if (keyFields.length > 1) for (const k of keyFields) fields.push({ name: k, type: types.get(k) ?? 'string' });
+  fields.push({ name: 'windowStart', type: 'int' }, { name: 'windowEnd', type: 'int' });
+  for (const a of aggregates) fields.push({ name: a.output, type: a.kind === 'count' ? 'int' : 'double' });
+  return fields;
+}
+
+const deadLetterFields: FieldDesc[] = [
+  { name: 'reason', type: 'string' },
+  { name: 'source', type: 'string' },
+  { name: 'raw', type: 'string' },
+];
+
+/**
+ * Builds the job graph: operators before keyBy are chained to the source (one subtask per input
+ * split, so every split's watermark, and hence every lateness decision, is the same at any job
+ * parallelism); keyBy becomes a hash edge into the window vertex (job or step parallelism); a
+ * redis sink is chained to the window vertex; file and stdout sinks, and the dead-letter and
+ * late-data outputs, are vertices of parallelism 1 fed by a global edge.
+ * @throws EngineError SPEC_INVALID when a step asks for a parallelism the plan cannot honour.
+ */
+export function buildJobGraph(spec: JobSpec): JobGraph {
+  const types = sourceFieldTypes(spec);
+  const problems: string[] = [];
+  const sourceOps: OperatorDesc[] = [{ kind: 'source' }];
+  let keyFields: string[] | undefined;
+  let windowStep: Extract<JobSpec['steps'][number], { kind: 'window' }> | undefined;
+  let aggregates: AggregateSpec[] | undefined;
+  spec.steps.forEach((step, i) => {
+    switch (step.kind) {
+      case 'filter':
+      case 'map':
+        if (keyFields) {
+          problems.push(`steps[${i}]: ${step.kind} after keyBy is not supported yet; move it before keyBy`);
+          return;
+        }
+        if (step.parallelism !== undefined && step.parallelism !== sourceSplits(spec)) {
+          problems.push(
+            `steps[${i}].parallelism: ${step.kind} steps before keyBy are chained to the source, which runs one subtask per input split (${sourceSplits(spec)}); remove parallelism`,
+          );
+        }
+        if (step.kind === 'filter') sourceOps.push({ kind: 'filter', expr: step.expr, stepIndex: i });
+        else {
+          sourceOps.push({ kind: 'map', fields: step.fields, stepIndex: i });
+          for (const [name, expr] of Object.entries(step.fields)) {
+            types.set(name, types.get(expr.trim()) ?? 'double');
+          }
+        }
+        return;
+      case 'keyBy':
+        keyFields = step.fields;
+        return;
+      case 'window':
+        windowStep = step;
+        return;
+      case 'aggregate':
+        aggregates = step.aggregates;
+        return;
+    }
+  });
+  if (problems.length > 0) throw new EngineError('SPEC_INVALID', `invalid job spec: ${problems.join('; ')}`, { problems });
+
+  const vertices: JobVertex[] = [];
+  const edges: JobEdge[] = [];
+  const splits = sourceSplits(spec);
+  vertices.push({ id: 'source', name: `Source: ${spec.source.type}`, parallelism: splits, operators: sourceOps });
+
+  const sinkIsVertex = spec.sink.type !== 'redis';
+  let mainProducer = 'source';
+  let mainFields: FieldDesc[] = [...types].map(([name, type]) => ({ name, type }));
+
+  if (keyFields && windowStep && aggregates) {
+    const parallelism = windowStep.parallelism ?? spec.parallelism;
+    const needed = new Set<string>(keyFields);
+    for (const a of aggregates) if (a.field) needed.add(a.field);
+    const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: types.get(name) ?? 'double' }));
+    const windowOps: OperatorDesc[] = [{ kind: 'window', window: windowStep.window, aggregates, keyFields }];
+    const resultFields = windowResultFields(keyFields, aggregates, types);
+    if (!sinkIsVertex) windowOps.push({ kind: 'sink', sink: spec.sink, role: 'main', fields: resultFields });
+    vertices.push({ id: 'window', name: `Window(${windowStep.window.type}) → Aggregate`, parallelism, operators: windowOps });
+    edges.push({ id: edges.length, source: 'source', target: 'window', output: 'main', partitioner: 'hash', keyFields, schema: hashSchema });
+    mainProducer = 'window';
+    mainFields = resultFields;
+    const lateFields: FieldDesc[] = [...hashSchema, { name: 'eventTimeMs', type: 'int' }, { name: 'watermarkMs', type: 'double' }];
+    vertices.push({ id: 'late', name: 'Late data', parallelism: 1, operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }] });
+    edges.push({ id: edges.length, source: 'window', target: 'late', output: 'late', partitioner: 'global', keyFields: [], schema: lateFields });
+  } else if (spec.sink.type === 'redis') {
+    throw new EngineError('SPEC_INVALID', 'invalid job spec: sink: a redis sink needs keyBy, window and aggregate steps', {
+      problems: ['sink: a redis sink needs keyBy, window and aggregate steps'],
+    });
+  }
+
+  if (sinkIsVertex) {
+    vertices.push({ id: 'sink', name: `Sink: ${spec.sink.type}`, parallelism: 1, operators: [{ kind: 'sink', sink: spec.sink as FileSinkSpec | StdoutSinkSpec, role: 'main', fields: mainFields }] });
+    edges.push({ id: edges.length, source: mainProducer, target: 'sink', output: 'main', partitioner: 'global', keyFields: [], schema: mainFields });
+  }
+  vertices.push({ id: 'deadletters', name: 'Dead letters', parallelism: 1, operators: [{ kind: 'sink', sink: spec.deadLetter, role: 'deadLetter', fields: deadLetterFields }] });
+  edges.push({ id: edges.length, source: 'source', target: 'deadletters', output: 'deadLetter', partitioner: 'global', keyFields: [], schema: deadLetterFields });
+
+  return { name: spec.name, maxParallelism: spec.maxParallelism, vertices, edges };
+}
+
+/** Slots a job needs with slot sharing (one subtask of every vertex per slot): the largest parallelism. */
+export function slotsNeeded(graph: JobGraph): number {
+  return Math.max(...graph.vertices.map((v) => v.parallelism));
+}
+
+/** Sink paths a job writes to, for the summary. */
+export function outputPaths(spec: JobSpec): { results: string; deadLetters: string; late: string } {
+  const where = (s: SinkSpec | FileSinkSpec | StdoutSinkSpec): string =>
+    s.type === 'file' ? s.path : s.type === 'stdout' ? 'stdout' : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
+  return { results: where(spec.sink), deadLetters: where(spec.deadLetter), late: where(spec.lateData) };
+}

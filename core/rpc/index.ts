@@ -1,0 +1,99 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { EngineError, type ErrorCode } from '../errors/index.js';
+
+export { grpc };
+export type * from './types.js';
+
+/** Finds proto/fluxo.proto from this module, whether it runs from source or from dist/. */
+function protoPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'proto', 'fluxo.proto');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new EngineError('INTERNAL', 'proto/fluxo.proto not found next to the installed package');
+}
+
+let cached: grpc.GrpcObject | undefined;
+
+/** The loaded `fluxo.v1` package (service constructors and definitions). Field names are camelCase; uint64 are JS numbers. */
+export function fluxoProto(): Record<string, grpc.ServiceClientConstructor> {
+  if (!cached) {
+    const def = protoLoader.loadSync(protoPath(), { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+    cached = grpc.loadPackageDefinition(def);
+  }
+  const fluxo = cached.fluxo as grpc.GrpcObject;
+  return fluxo.v1 as unknown as Record<string, grpc.ServiceClientConstructor>;
+}
+
+/** Channel options for long-lived streams: keepalive so a dead peer is noticed, big frames for data batches. */
+export const channelOptions: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+};
+
+const codeToStatus: Partial<Record<ErrorCode, grpc.status>> = {
+  SPEC_INVALID: grpc.status.INVALID_ARGUMENT,
+  SPEC_NOT_FOUND: grpc.status.NOT_FOUND,
+  EXPR_INVALID: grpc.status.INVALID_ARGUMENT,
+  JOB_NOT_FOUND: grpc.status.NOT_FOUND,
+  JOB_STATE: grpc.status.FAILED_PRECONDITION,
+  NO_RESOURCES: grpc.status.RESOURCE_EXHAUSTED,
+  REDIS_UNAVAILABLE: grpc.status.UNAVAILABLE,
+};
+
+/** Converts any error into a gRPC ServiceError carrying the engine code and problems in metadata. */
+export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+  const code: ErrorCode = err instanceof EngineError ? err.code : 'INTERNAL';
+  const message = err instanceof Error ? err.message : String(err);
+  const md = new grpc.Metadata();
+  md.set('fluxo-code', code);
+  if (err instanceof EngineError && err.problems.length > 0) md.set('fluxo-problems', JSON.stringify(err.problems));
+  return { code: codeToStatus[code] ?? grpc.status.UNKNOWN, details: message, metadata: md };
+}
+
+/** Converts a gRPC error back into an EngineError (code from metadata, or from the gRPC status). */
+export function fromServiceError(err: grpc.ServiceError, target: string): EngineError {
+  const code = err.metadata?.get('fluxo-code')?.[0];
+  if (typeof code === 'string') {
+    const rawProblems = err.metadata.get('fluxo-problems')?.[0];
+    const problems = typeof rawProblems === 'string' ? (JSON.parse(rawProblems) as string[]) : [];
+    return new EngineError(code as ErrorCode, err.details, { problems });
+  }
+  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach ${target}: ${err.details || 'unavailable'}`, {
+      retryable: true,
+      cause: err,
+    });
+  }
+  return new EngineError('INTERNAL', `${target}: ${err.details || err.message}`, { cause: err });
+}
+
+/** Promisifies one unary call of a grpc-js client. */
+export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, target: string, deadlineMs = 10_000): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const fn = (client as unknown as Record<string, Function>)[method];
+    fn.call(client, req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
+      if (err) reject(fromServiceError(err, target));
+      else resolve(res);
+    });
+  });
+}
+
+/** Wraps an async handler as a grpc-js unary handler; errors become ServiceErrors, and the callback is called once. */
+export function handleUnary<Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}

@@ -1,0 +1,193 @@
+import { compileFilter, compileMap } from '../expr/cel.js';
+import { sourceFieldTypes } from '../graph/build.js';
+import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
+import type { FieldType, Row } from '../spec/types.js';
+import { keyGroupRange } from '../state/keygroups.js';
+import { WindowOperator } from '../windows/window-operator.js';
+import type { OutputGate } from './output.js';
+import { LineSink, RedisHashSink, isLineSinkSpec } from './sinks.js';
+import type { TaskCounters } from './transport.js';
+
+/** One link of an operator chain. Chained operators call each other directly, passing rows by reference. */
+export interface Downstream {
+  processElement(row: Row, ts: number, sourceWatermark: number): void;
+  processWatermark(wm: number): void;
+  endOfInput(): Promise<void>;
+  /** work the task must wait for before taking more input (a sink's write backpressure), or null */
+  pending?(): Promise<void> | null;
+  /** release resources without flushing (task canceled or failed) */
+  close?(): void;
+}
+
+/** The end of a chain that is not a sink: records leave the task through the output gate. */
+class GateOutput implements Downstream {
+  constructor(private readonly gate: OutputGate) {}
+  processElement(row: Row, ts: number, swm: number): void {
+    this.gate.collect('main', row, ts, swm);
+  }
+  processWatermark(wm: number): void {
+    this.gate.broadcastWatermark(wm);
+  }
+  async endOfInput(): Promise<void> {}
+}
+
+class FilterOperator implements Downstream {
+  constructor(
+    private readonly test: (row: Row) => boolean,
+    private readonly next: Downstream,
+    private readonly onError: (row: Row, err: unknown) => void,
+    private readonly counters: TaskCounters,
+  ) {}
+  processElement(row: Row, ts: number, swm: number): void {
+    let keep: boolean;
+    try {
+      keep = this.test(row);
+    } catch (err) {
+      this.onError(row, err);
+      return;
+    }
+    if (keep) this.next.processElement(row, ts, swm);
+    else this.counters.filtered++;
+  }
+  processWatermark(wm: number): void {
+    this.next.processWatermark(wm);
+  }
+  endOfInput(): Promise<void> {
+    return this.next.endOfInput();
+  }
+}
+
+class MapOperator implements Downstream {
+  constructor(
+    private readonly fn: (row: Row) => Row,
+    private readonly next: Downstream,
+    private readonly onError: (row: Row, err: unknown) => void,
+  ) {}
+  processElement(row: Row, ts: number, swm: number): void {
+    let out: Row;
+    try {
+      out = this.fn(row);
+    } catch (err) {
+      this.onError(row, err);
+      return;
+    }
+    this.next.processElement(out, ts, swm);
+  }
+  processWatermark(wm: number): void {
+    this.next.processWatermark(wm);
+  }
+  endOfInput(): Promise<void> {
+    return this.next.endOfInput();
+  }
+}
+
+/** Keyed window aggregation over the key groups this subtask owns; late readings go to the `late` side output. */
+class WindowDownstream implements Downstream {
+  readonly op: WindowOperator;
+  private wm = Number.NEGATIVE_INFINITY;
+  constructor(
+    desc: TaskDeploymentDescriptor,
+    o: Extract<OperatorDesc, { kind: 'window' }>,
+    private readonly next: Downstream,
+    gate: OutputGate,
+    private readonly counters: TaskCounters,
+  ) {
+    const range = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
+    this.op = new WindowOperator(
+      {
+        window: o.window,
+        aggregates: o.aggregates,
+        keyFields: o.keyFields,
+        maxParallelism: desc.graph.maxParallelism,
+        keyGroupStart: range.start,
+        keyGroupEnd: range.end,
+      },
+      {
+        emit: (row) => next.processElement(row, (row.windowEnd as number) - 1, this.wm),
+        late: (row, ts, watermark) => {
+          gate.collect('late', { ...row, eventTimeMs: ts, watermarkMs: watermark }, ts, watermark);
+        },
+      },
+    );
+  }
+  processElement(row: Row, ts: number, swm: number): void {
+    this.op.processElement(row, ts, swm);
+  }
+  processWatermark(wm: number): void {
+    this.wm = wm;
+    this.op.processWatermark(wm);
+    this.sync();
+    this.next.processWatermark(wm);
+  }
+  async endOfInput(): Promise<void> {
+    this.op.endOfInput();
+    this.sync();
+    await this.next.endOfInput();
+  }
+  sync(): void {
+    const m = this.op.metrics;
+    this.counters.late = m.late;
+    this.counters.windowsEmitted = m.windowsEmitted;
+    this.counters.keys = m.keys;
+  }
+}
+
+export interface ChainContext {
+  desc: TaskDeploymentDescriptor;
+  gate: OutputGate;
+  counters: TaskCounters;
+  redisUrl: string;
+  /** sends a record that failed in an operator to the dead-letter output */
+  deadLetter: (reason: string, where: string, row: Row) => void;
+}
+
+export interface Chain {
+  head: Downstream;
+  /** every link, head first (for pending() and close()) */
+  links: Downstream[];
+  window?: { sync(): void };
+}
+
+/**
+ * Builds the operator chain of a vertex after its head (the source, or the input gate), from the
+ * last operator backwards, so each link holds a direct reference to the next.
+ */
+export function buildChain(ctx: ChainContext): Chain {
+  const vertex = ctx.desc.graph.vertices.find((v) => v.id === ctx.desc.vertexId);
+  if (!vertex) throw new Error(`vertex ${ctx.desc.vertexId} not in graph`);
+  const ops = vertex.operators.filter((o) => o.kind !== 'source');
+  const types: Record<string, FieldType> = Object.fromEntries(sourceFieldTypes(ctx.desc.spec));
+  let next: Downstream = new GateOutput(ctx.gate);
+  const links: Downstream[] = [next];
+  let window: WindowDownstream | undefined;
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const o = ops[i];
+    let link: Downstream;
+    switch (o.kind) {
+      case 'filter': {
+        const where = `steps[${o.stepIndex}].filter`;
+        link = new FilterOperator(compileFilter(o.expr, types), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row), ctx.counters);
+        break;
+      }
+      case 'map': {
+        const where = `steps[${o.stepIndex}].map`;
+        link = new MapOperator(compileMap(o.fields, types), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row));
+        break;
+      }
+      case 'window':
+        window = new WindowDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
+        link = window;
+        break;
+      case 'sink':
+        link = isLineSinkSpec(o.sink)
+          ? new LineSink(o.sink, o.fields, ctx.counters, o.role)
+          : new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
+        break;
+      default:
+        throw new Error(`unexpected operator ${o.kind} inside a chain`);
+    }
+    links.unshift(link);
+    next = link;
+  }
+  return { head: next, links, window };
+}

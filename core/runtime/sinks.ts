@@ -1,0 +1,177 @@
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { Redis } from 'ioredis';
+import { EngineError } from '../errors/index.js';
+import type { FieldDesc, OutputTag } from '../graph/types.js';
+import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
+import type { Downstream } from './chain.js';
+import type { TaskCounters } from './transport.js';
+
+/** Renders one row as a JSON line, with only the schema's fields in schema order. */
+function toJsonLine(row: Row, fields: FieldDesc[]): string {
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < fields.length; i++) {
+    const v = row[fields[i].name];
+    o[fields[i].name] = typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
+  }
+  return JSON.stringify(o);
+}
+
+/**
+ * JSON-lines sink on a local file (truncated when the task starts) or on stdout. Lines are
+ * buffered and written in chunks; `pending()` lets the task wait while the OS is slower than the
+ * job (backpressure instead of memory growth).
+ */
+export class LineSink implements Downstream {
+  private buf: string[] = [];
+  private bufChars = 0;
+  private readonly out: WriteStream | NodeJS.WriteStream;
+  private blocked: Promise<void> | null = null;
+
+  constructor(
+    spec: FileSinkSpec | StdoutSinkSpec,
+    private readonly fields: FieldDesc[],
+    private readonly counters: TaskCounters,
+    readonly role: OutputTag,
+  ) {
+    if (spec.type === 'file') {
+      try {
+        mkdirSync(dirname(spec.path), { recursive: true });
+      } catch (err) {
+        throw new EngineError('SINK_IO', `cannot create the folder of ${spec.path}: ${(err as Error).message}`, { cause: err });
+      }
+      this.out = createWriteStream(spec.path, { flags: 'w' });
+      this.out.on('error', () => {});
+    } else {
+      this.out = process.stdout;
+    }
+  }
+
+  processElement(row: Row): void {
+    const line = toJsonLine(row, this.fields);
+    this.buf.push(line);
+    this.bufChars += line.length;
+    this.counters.rowsWritten++;
+    if (this.bufChars > 64 * 1024) this.write();
+  }
+
+  processWatermark(): void {
+    this.write();
+  }
+
+  pending(): Promise<void> | null {
+    return this.blocked;
+  }
+
+  async endOfInput(): Promise<void> {
+    this.write();
+    if (this.blocked) await this.blocked;
+    if (this.out !== process.stdout) {
+      const s = this.out as WriteStream;
+      const err = await new Promise<Error | null>((resolve) => {
+        s.once('error', resolve);
+        s.end(() => resolve(null));
+      });
+      if (err) throw new EngineError('SINK_IO', `cannot write ${String(s.path)}: ${err.message}`, { cause: err });
+    }
+  }
+
+  close(): void {
+    if (this.out !== process.stdout) (this.out as WriteStream).destroy();
+  }
+
+  private write(): void {
+    if (this.buf.length === 0) return;
+    const chunk = `${this.buf.join('\n')}\n`;
+    this.buf = [];
+    this.bufChars = 0;
+    if (!this.out.write(chunk) && !this.blocked) {
+      this.blocked = once(this.out, 'drain').then(() => {
+        this.blocked = null;
+      });
+    }
+  }
+}
+
+/**
+ * Upserts each window result into a Redis hash `${keyPrefix}:${key}:${windowStart}` (HSET of every
+ * field), pipelined per batch. Re-writing the same window overwrites it, so the sink is idempotent.
+ */
+export class RedisHashSink implements Downstream {
+  private readonly client: Redis;
+  private pipeline: ReturnType<Redis['pipeline']>;
+  private queued = 0;
+  private inflight: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly spec: RedisSinkSpec,
+    defaultUrl: string,
+    private readonly fields: FieldDesc[],
+    private readonly counters: TaskCounters,
+  ) {
+    this.client = new Redis(spec.url ?? defaultUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.client.on('error', () => {});
+    this.pipeline = this.client.pipeline();
+  }
+
+  processElement(row: Row): void {
+    const args: (string | number)[] = [];
+    for (const f of this.fields) {
+      const v = row[f.name];
+      if (v !== null && v !== undefined) args.push(f.name, typeof v === 'number' ? v : String(v));
+    }
+    this.pipeline.hset(`${this.spec.keyPrefix}:${row.key}:${row.windowStart}`, ...args);
+    this.queued++;
+    this.counters.rowsWritten++;
+    if (this.queued >= 512) this.flush();
+  }
+
+  processWatermark(): void {
+    this.flush();
+  }
+
+  pending(): Promise<void> | null {
+    if (this.failure) throw this.failure;
+    return this.inflight;
+  }
+
+  async endOfInput(): Promise<void> {
+    this.flush();
+    while (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure;
+    await this.client.quit();
+  }
+
+  close(): void {
+    this.client.disconnect();
+  }
+
+  private flush(): void {
+    if (this.queued === 0) return;
+    const p = this.pipeline;
+    this.pipeline = this.client.pipeline();
+    this.queued = 0;
+    const prev = this.inflight ?? Promise.resolve();
+    const run = prev.then(async () => {
+      const res = await p.exec();
+      const bad = res?.find(([e]) => e);
+      if (bad?.[0]) throw bad[0];
+    });
+    this.inflight = run.then(
+      () => {
+        if (this.inflight === tracked) this.inflight = null;
+      },
+      (err: Error) => {
+        this.failure = new EngineError('SINK_IO', `redis sink ${this.spec.keyPrefix}: ${err.message}`, { cause: err, retryable: true });
+        if (this.inflight === tracked) this.inflight = null;
+      },
+    );
+    const tracked = this.inflight;
+  }
+}
+
+export function isLineSinkSpec(s: SinkSpec | FileSinkSpec | StdoutSinkSpec): s is FileSinkSpec | StdoutSinkSpec {
+  return s.type === 'file' || s.type === 'stdout';
+}

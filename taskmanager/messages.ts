@@ -1,0 +1,36 @@
+import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types.js';
+import type { TaskCounters } from '../core/runtime/transport.js';
+
+/** Messages from the TaskManager's main thread to a slot worker. */
+export type ToSlot =
+  | { t: 'deploy'; reqId: number; descs: TaskDeploymentDescriptor[] }
+  | { t: 'start'; jobId: string; attempt: number }
+  | { t: 'cancel'; jobId: string; attempt: number }
+  | { t: 'frame'; taskKey: string; frame: Uint8Array }
+  | { t: 'credit'; taskKey: string; key: string; credits: number };
+
+/** Messages from a slot worker to the main thread. */
+export type FromSlot =
+  | { t: 'ready' }
+  | { t: 'deployed'; reqId: number; error?: { code: string; message: string } }
+  | { t: 'frame'; dest: TaskLocation; frame: Uint8Array }
+  | { t: 'credit'; dest: TaskLocation; key: string; credits: number }
+  | {
+      t: 'state';
+      jobId: string;
+      attempt: number;
+      taskId: string;
+      state: 'FINISHED' | 'FAILED' | 'CANCELED';
+      errorCode: string;
+      errorMessage: string;
+      counters: TaskCounters;
+    }
+  | { t: 'metrics'; tasks: { jobId: string; attempt: number; taskId: string; counters: TaskCounters }[] };
+
+export interface SlotWorkerData {
+  taskmanagerId: string;
+  slot: number;
+  redisUrl: string;
+  config: { batchRecords: number; channelCredits: number; bufferTimeoutMs: number };
+  metricsIntervalMs: number;
+}

@@ -1,0 +1,114 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { TaskLocation } from '../core/graph/types.js';
+import { createLogger } from '../core/log/index.js';
+import { Task } from '../core/runtime/task.js';
+import type { Transport } from '../core/runtime/transport.js';
+import type { FromSlot, SlotWorkerData, ToSlot } from './messages.js';
+
+/**
+ * One task slot: a worker thread (its own core) running the subtasks deployed into it. Frames to
+ * a task in this slot are handed over directly; frames to other slots go to the TaskManager's main
+ * thread, which routes them to the right worker (local channel) or over gRPC (remote).
+ */
+const data = workerData as SlotWorkerData;
+const port = parentPort;
+if (!port) throw new Error('slot-worker must run as a worker thread');
+const log = createLogger('taskmanager', { taskmanagerId: data.taskmanagerId, slot: data.slot });
+const tasks = new Map<string, Task>();
+
+function post(msg: FromSlot, transfer?: ArrayBuffer[]): void {
+  (port as NonNullable<typeof port>).postMessage(msg, transfer);
+}
+
+/** Makes `frame` own a whole ArrayBuffer so it can be transferred without copying twice. */
+function owned(frame: Uint8Array): Uint8Array {
+  if (frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength && frame.buffer instanceof ArrayBuffer) return frame;
+  return frame.slice();
+}
+
+const isLocal = (loc: TaskLocation): boolean => loc.taskmanagerId === data.taskmanagerId && loc.slot === data.slot;
+
+const transport: Transport = {
+  sendFrame(consumer, frame) {
+    if (isLocal(consumer)) {
+      const t = tasks.get(consumer.taskKey);
+      if (t) setImmediate(() => t.onFrame(frame));
+      return;
+    }
+    const f = owned(frame);
+    post({ t: 'frame', dest: consumer, frame: f }, [f.buffer as ArrayBuffer]);
+  },
+  sendCredit(producer, key, credits) {
+    if (isLocal(producer)) {
+      const t = tasks.get(producer.taskKey);
+      if (t) setImmediate(() => t.onCredit(key, credits));
+      return;
+    }
+    post({ t: 'credit', dest: producer, key, credits });
+  },
+};
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown };
+  return { code: typeof e?.code === 'string' ? e.code : 'TASK_FAILED', message: typeof e?.message === 'string' ? e.message : String(err) };
+}
+
+port.on('message', (msg: ToSlot) => {
+  switch (msg.t) {
+    case 'deploy': {
+      const created: Task[] = [];
+      try {
+        for (const d of msg.descs) {
+          const task = new Task(d, { transport, config: data.config, log: log.child({ jobId: d.jobId, taskId: d.taskId }), redisUrl: data.redisUrl });
+          created.push(task);
+        }
+      } catch (err) {
+        for (const t of created) t.cancel();
+        post({ t: 'deployed', reqId: msg.reqId, error: errorInfo(err) });
+        return;
+      }
+      for (const task of created) {
+        const d = task.desc;
+        tasks.set(d.taskKey, task);
+        task.done.then(
+          () => {
+            post({ t: 'state', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, state: task.wasCancelled ? 'CANCELED' : 'FINISHED', errorCode: '', errorMessage: '', counters: task.counters });
+            tasks.delete(d.taskKey);
+          },
+          (err) => {
+            const info = errorInfo(err);
+            log.error({ jobId: d.jobId, taskId: d.taskId, err }, 'task failed');
+            post({ t: 'state', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, state: 'FAILED', errorCode: info.code, errorMessage: info.message, counters: task.counters });
+            tasks.delete(d.taskKey);
+          },
+        );
+      }
+      post({ t: 'deployed', reqId: msg.reqId });
+      return;
+    }
+    case 'start':
+      for (const t of tasks.values()) if (t.desc.jobId === msg.jobId && t.desc.attempt === msg.attempt) t.start();
+      return;
+    case 'cancel':
+      for (const [k, t] of tasks) {
+        if ((msg.jobId === '*' || t.desc.jobId === msg.jobId) && t.desc.attempt <= msg.attempt) {
+          t.cancel();
+          tasks.delete(k);
+        }
+      }
+      return;
+    case 'frame':
+      tasks.get(msg.taskKey)?.onFrame(msg.frame);
+      return;
+    case 'credit':
+      tasks.get(msg.taskKey)?.onCredit(msg.key, msg.credits);
+      return;
+  }
+});
+
+setInterval(() => {
+  if (tasks.size === 0) return;
+  post({ t: 'metrics', tasks: [...tasks.values()].map((t) => ({ jobId: t.desc.jobId, attempt: t.desc.attempt, taskId: t.desc.taskId, counters: t.counters })) });
+}, data.metricsIntervalMs).unref();
+
+post({ t: 'ready' });

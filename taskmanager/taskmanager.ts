@@ -1,0 +1,379 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ClusterConfig } from '../core/config/index.js';
+import { EngineError } from '../core/errors/index.js';
+import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types.js';
+import type { Logger } from '../core/log/index.js';
+import {
+  type CancelJobTasksRequest,
+  type CreditMessage,
+  type DataMessage,
+  type DeployTasksRequest,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type RegisterTaskManagerResponse,
+  type StartTasksRequest,
+  channelOptions,
+  fluxoProto,
+  grpc,
+  handleUnary,
+  unary,
+} from '../core/rpc/index.js';
+import type { TaskCounters } from '../core/runtime/transport.js';
+import type { FromSlot, SlotWorkerData, ToSlot } from './messages.js';
+
+/** Options of `fluxo taskmanager`. */
+export interface TaskManagerOptions {
+  /** JobManager RPC address, `host:port` */
+  jobmanager: string;
+  /** task slots, one worker thread each. Default 1 */
+  slots: number;
+  /** address to bind the TaskManager's gRPC server (control + data plane) to. Default 127.0.0.1 */
+  host: string;
+  /** address other processes use to reach this TaskManager. Default: `host` (or the hostname when host is 0.0.0.0) */
+  advertiseHost?: string;
+  /** port of the gRPC server; 0 = any free port. Default 0 */
+  dataPort: number;
+  /** id; default `tm-<random>` */
+  id?: string;
+  config: Readonly<ClusterConfig>;
+  log: Logger;
+}
+
+interface Slot {
+  worker: Worker;
+  index: number;
+}
+
+/**
+ * A TaskManager process: slots as worker threads, one gRPC server for the control calls of the
+ * JobManager and the data plane of other TaskManagers, registration and a heartbeat stream to the
+ * JobManager. Frames between slots of this process are routed through the main thread (a local
+ * channel, no serialisation); frames for other TaskManagers go over one Exchange stream per peer.
+ */
+export class TaskManager {
+  readonly id: string;
+  private readonly server = new grpc.Server(channelOptions);
+  private readonly slots: Slot[] = [];
+  private address = '';
+  private jmClient: grpc.Client | undefined;
+  private heartbeatCall: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly taskSlot = new Map<string, number>();
+  private readonly outStreams = new Map<string, grpc.ClientDuplexStream<DataMessage, CreditMessage>>();
+  private readonly inStreams = new Map<string, grpc.ServerDuplexStream<DataMessage, CreditMessage>>();
+  private readonly metrics = new Map<string, { jobId: string; attempt: number; taskId: string; counters: TaskCounters }>();
+  private readonly deployWaiters = new Map<number, { left: number; errors: string[]; done: () => void }>();
+  private nextReqId = 1;
+  private stopping = false;
+  private readonly peers = new Map<string, grpc.Client>();
+
+  constructor(private readonly opts: TaskManagerOptions) {
+    this.id = opts.id ?? `tm-${randomUUID().slice(0, 8)}`;
+  }
+
+  get dataAddress(): string {
+    return this.address;
+  }
+
+  /** Starts slots and the server, then registers with the JobManager (retrying for up to 30 s). */
+  async start(): Promise<void> {
+    const { log } = this.opts;
+    await this.startSlots();
+    const proto = fluxoProto();
+    this.server.addService(proto.TaskManagerService.service, {
+      deployTasks: handleUnary((req: DeployTasksRequest) => this.deploy(req)),
+      startTasks: handleUnary(async (req: StartTasksRequest) => {
+        this.broadcast({ t: 'start', jobId: req.jobId, attempt: req.attempt });
+        return {};
+      }),
+      cancelJobTasks: handleUnary(async (req: CancelJobTasksRequest) => {
+        this.broadcast({ t: 'cancel', jobId: req.jobId, attempt: req.attempt });
+        return {};
+      }),
+      shutdownTaskManager: handleUnary(async () => {
+        setTimeout(() => void this.stop().then(() => process.exit(0)), 50);
+        return {};
+      }),
+    });
+    this.server.addService(proto.DataPlaneService.service, {
+      exchange: (call: grpc.ServerDuplexStream<DataMessage, CreditMessage>) => this.onExchange(call),
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${this.opts.host}:${this.opts.dataPort}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.dataPort}: ${err.message}`)) : resolve(p),
+      );
+    });
+    const adv = this.opts.advertiseHost ?? (this.opts.host === '0.0.0.0' || this.opts.host === '::' ? hostname() : this.opts.host);
+    this.address = `${adv}:${port}`;
+    log.info({ taskmanagerId: this.id, address: this.address, slots: this.slots.length }, 'taskmanager listening');
+    await this.register();
+  }
+
+  private async startSlots(): Promise<void> {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const workerFile = join(here, 'slot-worker.js');
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.opts.slots; i++) {
+      const data: SlotWorkerData = {
+        taskmanagerId: this.id,
+        slot: i,
+        redisUrl: this.opts.config.redisUrl,
+        config: {
+          batchRecords: this.opts.config.batchRecords,
+          channelCredits: this.opts.config.channelCredits,
+          bufferTimeoutMs: this.opts.config.bufferTimeoutMs,
+        },
+        metricsIntervalMs: this.opts.config.heartbeatIntervalMs,
+      };
+      const worker = new Worker(workerFile, { workerData: data });
+      const slot = { worker, index: i };
+      this.slots.push(slot);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.once('error', reject);
+          worker.on('message', (m: FromSlot) => {
+            if (m.t === 'ready') resolve();
+            else this.onSlotMessage(slot, m);
+          });
+        }),
+      );
+      worker.on('error', (err) => {
+        this.opts.log.fatal({ err, slot: i }, 'slot worker crashed');
+        process.exit(70);
+      });
+    }
+    await Promise.all(ready);
+  }
+
+  private async register(): Promise<void> {
+    const proto = fluxoProto();
+    const target = this.opts.jobmanager;
+    this.jmClient = new proto.JobManagerService(target, grpc.credentials.createInsecure(), channelOptions);
+    const deadline = Date.now() + 30_000;
+    let delay = 200;
+    for (;;) {
+      try {
+        const res = await unary<unknown, RegisterTaskManagerResponse>(
+          this.jmClient,
+          'registerTaskManager',
+          {
+            taskmanagerId: this.id,
+            controlAddress: this.address,
+            slots: this.slots.map((s) => ({ index: s.index, dataAddress: this.address })),
+            pid: process.pid,
+            hostname: hostname(),
+          },
+          `JobManager at ${target}`,
+          5_000,
+        );
+        this.opts.log.info({ taskmanagerId: this.id, jobmanager: target, clusterId: res.clusterId }, 'registered with jobmanager');
+        this.startHeartbeats(res.heartbeatIntervalMs || this.opts.config.heartbeatIntervalMs);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          throw new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`);
+        }
+        this.opts.log.warn({ jobmanager: target, retryInMs: delay }, 'jobmanager not reachable, retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  private startHeartbeats(intervalMs: number): void {
+    const client = this.jmClient as grpc.Client;
+    const call = (client as unknown as { heartbeat: () => grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> }).heartbeat();
+    this.heartbeatCall = call;
+    const beat = (): void => {
+      const tasks = [...this.metrics.values()].map((m) => ({ taskId: `${m.jobId}:${m.attempt}:${m.taskId}`, countersJson: JSON.stringify(m.counters) }));
+      call.write({ taskmanagerId: this.id, sentAtMs: Date.now(), rssBytes: process.memoryUsage.rss(), tasks });
+    };
+    beat();
+    this.heartbeatTimer = setInterval(beat, intervalMs);
+    call.on('data', (res: HeartbeatResponse) => {
+      if (!res.known && !this.stopping) {
+        this.opts.log.warn('jobmanager no longer knows this taskmanager; re-registering');
+        this.reconnect();
+      }
+    });
+    const lost = (why: string): void => {
+      if (this.stopping || this.heartbeatCall !== call) return;
+      this.opts.log.error({ reason: why }, 'lost the jobmanager; cancelling all tasks and re-registering');
+      this.broadcast({ t: 'cancel', jobId: '*', attempt: Number.MAX_SAFE_INTEGER });
+      this.metrics.clear();
+      this.reconnect();
+    };
+    call.on('error', (err) => lost(err.message));
+    call.on('end', () => lost('heartbeat stream ended'));
+  }
+
+  private reconnect(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    const old = this.heartbeatCall;
+    this.heartbeatCall = undefined;
+    old?.cancel();
+    this.jmClient?.close();
+    this.register().catch((err) => {
+      this.opts.log.fatal({ err }, 'giving up on the jobmanager');
+      process.exit(69);
+    });
+  }
+
+  private broadcast(msg: ToSlot): void {
+    for (const s of this.slots) s.worker.postMessage(msg);
+  }
+
+  private async deploy(req: DeployTasksRequest): Promise<Record<string, never>> {
+    const descs = JSON.parse(req.tasksJson) as TaskDeploymentDescriptor[];
+    const bySlot = new Map<number, TaskDeploymentDescriptor[]>();
+    for (const d of descs) {
+      if (d.slot >= this.slots.length) throw new EngineError('NO_RESOURCES', `task ${d.taskId} wants slot ${d.slot}, this taskmanager has ${this.slots.length}`);
+      const list = bySlot.get(d.slot) ?? [];
+      list.push(d);
+      bySlot.set(d.slot, list);
+      this.taskSlot.set(d.taskKey, d.slot);
+    }
+    const reqId = this.nextReqId++;
+    const errors: string[] = [];
+    await new Promise<void>((done) => {
+      this.deployWaiters.set(reqId, { left: bySlot.size, errors, done });
+      for (const [slot, list] of bySlot) this.slots[slot].worker.postMessage({ t: 'deploy', reqId, descs: list } satisfies ToSlot);
+      if (bySlot.size === 0) done();
+    });
+    this.deployWaiters.delete(reqId);
+    if (errors.length > 0) throw new EngineError('TASK_FAILED', `deploying ${req.jobId} failed: ${errors.join('; ')}`);
+    return {};
+  }
+
+  private onSlotMessage(slot: Slot, m: FromSlot): void {
+    switch (m.t) {
+      case 'deployed': {
+        const w = this.deployWaiters.get(m.reqId);
+        if (!w) return;
+        if (m.error) w.errors.push(`${m.error.code}: ${m.error.message}`);
+        if (--w.left === 0) w.done();
+        return;
+      }
+      case 'frame':
+        this.route(m.dest, m.frame);
+        return;
+      case 'credit':
+        this.routeCredit(m.dest, m.key, m.credits);
+        return;
+      case 'metrics':
+        for (const t of m.tasks) this.metrics.set(`${t.jobId}:${t.attempt}:${t.taskId}`, t);
+        return;
+      case 'state': {
+        this.metrics.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
+        this.taskSlot.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
+        if (!this.jmClient) return;
+        unary(
+          this.jmClient,
+          'reportTaskState',
+          {
+            taskmanagerId: this.id,
+            jobId: m.jobId,
+            attempt: m.attempt,
+            taskId: m.taskId,
+            state: m.state,
+            errorCode: m.errorCode,
+            errorMessage: m.errorMessage,
+            countersJson: JSON.stringify(m.counters),
+          },
+          'JobManager',
+        ).catch((err) => this.opts.log.error({ err, jobId: m.jobId, taskId: m.taskId }, 'cannot report task state'));
+        void slot;
+        return;
+      }
+      case 'ready':
+        return;
+    }
+  }
+
+  /** Delivers a frame to a task: to a local slot worker, or over the Exchange stream to its TaskManager. */
+  private route(dest: TaskLocation, frame: Uint8Array): void {
+    if (dest.taskmanagerId === this.id) {
+      this.slots[dest.slot]?.worker.postMessage({ t: 'frame', taskKey: dest.taskKey, frame } satisfies ToSlot, [frame.buffer as ArrayBuffer]);
+      return;
+    }
+    const stream = this.outStream(dest.dataAddress);
+    const [jobId, attempt] = dest.taskKey.split(':');
+    stream.write({ jobId, attempt: Number(attempt), targetTask: dest.taskKey, frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength) });
+  }
+
+  private routeCredit(dest: TaskLocation, key: string, credits: number): void {
+    if (dest.taskmanagerId === this.id) {
+      this.slots[dest.slot]?.worker.postMessage({ t: 'credit', taskKey: dest.taskKey, key, credits } satisfies ToSlot);
+      return;
+    }
+    const call = this.inStreams.get(dest.taskmanagerId);
+    if (!call) {
+      this.opts.log.warn({ producer: dest.taskKey }, 'no data stream from the producer; credit dropped');
+      return;
+    }
+    call.write({ producerTask: dest.taskKey, outputChannel: key, credits });
+  }
+
+  private outStream(address: string): grpc.ClientDuplexStream<DataMessage, CreditMessage> {
+    let s = this.outStreams.get(address);
+    if (s) return s;
+    let client = this.peers.get(address);
+    if (!client) {
+      client = new (fluxoProto().DataPlaneService)(address, grpc.credentials.createInsecure(), channelOptions);
+      this.peers.set(address, client);
+    }
+    const md = new grpc.Metadata();
+    md.set('fluxo-from-tm', this.id);
+    const stream = (client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataMessage, CreditMessage> }).exchange(md);
+    stream.on('data', (c: CreditMessage) => {
+      const slot = this.taskSlot.get(c.producerTask);
+      if (slot !== undefined) this.slots[slot].worker.postMessage({ t: 'credit', taskKey: c.producerTask, key: c.outputChannel, credits: c.credits } satisfies ToSlot);
+    });
+    const drop = (err?: Error): void => {
+      if (this.outStreams.get(address) === stream) this.outStreams.delete(address);
+      if (err && !this.stopping) this.opts.log.warn({ peer: address, err: err.message }, 'data stream to peer closed');
+    };
+    stream.on('error', drop);
+    stream.on('end', () => drop());
+    this.outStreams.set(address, stream);
+    s = stream;
+    return s;
+  }
+
+  private onExchange(call: grpc.ServerDuplexStream<DataMessage, CreditMessage>): void {
+    const from = String(call.metadata.get('fluxo-from-tm')[0] ?? '');
+    if (from) this.inStreams.set(from, call);
+    call.on('data', (m: DataMessage) => {
+      const slot = this.taskSlot.get(m.targetTask);
+      if (slot === undefined) return; // task gone (cancelled): drop
+      const frame = new Uint8Array(m.frame.byteLength);
+      frame.set(m.frame);
+      this.slots[slot].worker.postMessage({ t: 'frame', taskKey: m.targetTask, frame } satisfies ToSlot, [frame.buffer]);
+    });
+    const close = (): void => {
+      if (this.inStreams.get(from) === call) this.inStreams.delete(from);
+    };
+    call.on('end', () => {
+      close();
+      call.end();
+    });
+    call.on('error', close);
+  }
+
+  /** Stops heartbeats, workers and the server. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatCall?.end();
+    for (const s of this.outStreams.values()) s.end();
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.server.forceShutdown();
+    this.jmClient?.close();
+    for (const c of this.peers.values()) c.close();
+  }
+}

@@ -100,7 +100,7 @@ export class ByteWriter {
 
   private stringSlow(s: string): void {
     const max = s.length * 3;
-    this.ensure(max + varintSize(max + 1));
+    this.ensure(max + 16); // room for the bytes and any header, so varint() below never reallocates
     // encode after a worst-case header, then move if the header is shorter
     const hdrMax = varintSize(max + 1);
     const { written } = encoder.encodeInto(s, this.buf.subarray(this.pos + hdrMax));

@@ -192,16 +192,14 @@ export class ByteReader {
     this.need(len);
     const start = this.pos;
     this.pos += len;
-    if (len <= 24) {
-      // short ASCII: building in JS beats a native call
+    if (len <= 64) {
+      // short strings are usually ASCII (sensor ids): latin1 decoding of ASCII bytes is the
+      // cheapest native path; fall back to UTF-8 on the first byte ≥ 0x80
       const buf = this.buf;
-      let s = '';
       for (let i = start; i < start + len; i++) {
-        const c = buf[i];
-        if (c > 0x7f) return this.nodeBuf.toString('utf8', start, start + len);
-        s += String.fromCharCode(c);
+        if (buf[i] > 0x7f) return this.nodeBuf.toString('utf8', start, start + len);
       }
-      return s;
+      return this.nodeBuf.toString('latin1', start, start + len);
     }
     return this.nodeBuf.toString('utf8', start, start + len);
   }

@@ -139,7 +139,11 @@ export class ByteReader {
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.end) throw new EngineError('PROTOCOL', `truncated binary data: need ${n} bytes at offset ${this.pos}, have ${this.end - this.pos}`);
+    if (this.pos + n > this.end)
+      throw new EngineError(
+        'PROTOCOL',
+        `truncated binary data: need ${n} bytes at offset ${this.pos}, have ${this.end - this.pos}`,
+      );
   }
 
   get remaining(): number {

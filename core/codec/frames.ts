@@ -136,7 +136,8 @@ export function encodeEndOfInput(channel: number): Uint8Array {
 export function readFrameHeader(buf: Uint8Array): { kind: FrameKind; channel: number } {
   if (buf.byteLength < HEADER_BYTES) throw new EngineError('PROTOCOL', `frame too short: ${buf.byteLength} bytes`);
   const kind = buf[0];
-  if (kind < FrameKind.RECORDS || kind > FrameKind.END_OF_INPUT) throw new EngineError('PROTOCOL', `unknown frame kind ${kind}`);
+  if (kind < FrameKind.RECORDS || kind > FrameKind.END_OF_INPUT)
+    throw new EngineError('PROTOCOL', `unknown frame kind ${kind}`);
   const channel = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(1, true);
   return { kind: kind as FrameKind, channel };
 }
@@ -154,7 +155,11 @@ function reader(buf: Uint8Array, kind: FrameKind, body: number | null): ByteRead
  * Decodes a RECORDS frame, calling `handler(row, ts, sourceWatermark)` per record in order.
  * Each row is a fresh object the handler may keep. Returns the record count.
  */
-export function decodeRecords(buf: Uint8Array, codec: RowCodec, handler: (row: Row, ts: number, sourceWatermark: number) => void): number {
+export function decodeRecords(
+  buf: Uint8Array,
+  codec: RowCodec,
+  handler: (row: Row, ts: number, sourceWatermark: number) => void,
+): number {
   const r = reader(buf, FrameKind.RECORDS, null);
   const count = r.u32();
   for (let i = 0; i < count; i++) {

@@ -116,7 +116,11 @@ export function keyGroupOf(key: string, maxParallelism: number): number {
  * `parallelism == maxParallelism` each subtask owns one group.
  * @throws RangeError if `parallelism` is not in `[1, maxParallelism]` or `subtask` not in `[0, parallelism)`
  */
-export function keyGroupRange(subtask: number, parallelism: number, maxParallelism: number): { start: number; end: number } {
+export function keyGroupRange(
+  subtask: number,
+  parallelism: number,
+  maxParallelism: number,
+): { start: number; end: number } {
   checkParallelism(parallelism, maxParallelism);
   if (!Number.isInteger(subtask) || subtask < 0 || subtask >= parallelism) {
     throw new RangeError(`subtask must be an integer in [0, ${parallelism}), got ${subtask}`);

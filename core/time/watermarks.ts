@@ -44,7 +44,7 @@ export class BoundedOutOfOrdernessWatermarks {
   }
 }
 
-const enum ChannelStatus {
+enum ChannelStatus {
   Active = 0,
   Idle = 1,
   Ended = 2,
@@ -77,7 +77,8 @@ export class WatermarkValve {
 
   /** @param channels number of input channels, ≥ 1; all start active at −Infinity */
   constructor(channels: number) {
-    if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`channels must be an integer ≥ 1, got ${channels}`);
+    if (!Number.isInteger(channels) || channels < 1)
+      throw new RangeError(`channels must be an integer ≥ 1, got ${channels}`);
     this.wms = new Float64Array(channels).fill(Number.NEGATIVE_INFINITY);
     this.status = new Uint8Array(channels);
   }

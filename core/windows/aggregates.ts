@@ -22,7 +22,7 @@ interface FieldSlots {
   max: number;
 }
 
-const enum Out {
+enum Out {
   Rows = 0,
   Count = 1,
   Sum = 2,
@@ -105,7 +105,8 @@ class CompiledAggregates implements AggregateLayout {
           problems.push(`aggregates[${i}].kind: unknown aggregate '${String((s as AggregateSpec).kind)}'`);
       }
     });
-    if (problems.length > 0) throw new EngineError('SPEC_INVALID', `invalid aggregates: ${problems.join('; ')}`, { problems });
+    if (problems.length > 0)
+      throw new EngineError('SPEC_INVALID', `invalid aggregates: ${problems.join('; ')}`, { problems });
     this.stride = next;
     this.outputs = specs.map((s) => s.output);
     this.fields = [...byField.values()];

@@ -91,7 +91,8 @@ class SessionAssigner implements WindowAssigner {
 }
 
 function positive(name: string, v: number): void {
-  if (!Number.isFinite(v) || v <= 0) throw new EngineError('SPEC_INVALID', `window ${name} must be a positive number of ms, got ${v}`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new EngineError('SPEC_INVALID', `window ${name} must be a positive number of ms, got ${v}`);
 }
 
 /**
@@ -104,12 +105,14 @@ export function createAssigner(spec: WindowSpec): WindowAssigner {
   switch (spec.type) {
     case 'tumbling':
       positive('size', spec.sizeMs);
-      if (!Number.isFinite(spec.offsetMs)) throw new EngineError('SPEC_INVALID', `window offset must be finite, got ${spec.offsetMs}`);
+      if (!Number.isFinite(spec.offsetMs))
+        throw new EngineError('SPEC_INVALID', `window offset must be finite, got ${spec.offsetMs}`);
       return new TumblingAssigner(spec.sizeMs, spec.offsetMs);
     case 'sliding':
       positive('size', spec.sizeMs);
       positive('slide', spec.slideMs);
-      if (!Number.isFinite(spec.offsetMs)) throw new EngineError('SPEC_INVALID', `window offset must be finite, got ${spec.offsetMs}`);
+      if (!Number.isFinite(spec.offsetMs))
+        throw new EngineError('SPEC_INVALID', `window offset must be finite, got ${spec.offsetMs}`);
       if (spec.slideMs === spec.sizeMs) return new TumblingAssigner(spec.sizeMs, spec.offsetMs);
       return new SlidingAssigner(spec.sizeMs, spec.slideMs, spec.offsetMs);
     case 'session':

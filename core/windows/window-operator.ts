@@ -26,11 +26,12 @@
  * a window until `W ≥ end + allowedLatenessMs` (the checks below already use `end + lateness`)
  * and would emit an updated row per late reading.
  */
+
+import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row, Value, WindowSpec } from '../spec/types.js';
 import { keyGroupOf, keyOf } from '../state/keygroups.js';
-import { ByteReader, ByteWriter } from '../codec/bytes.js';
-import { compileAggregates, type AggregateLayout } from './aggregates.js';
+import { type AggregateLayout, compileAggregates } from './aggregates.js';
 import { createAssigner, type WindowAssigner } from './assigners.js';
 import { NumberMinHeap } from './heap.js';
 
@@ -113,7 +114,10 @@ export class WindowOperator {
     this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
     this.starts = new Array<number>(this.assigner.maxWindowsPerElement).fill(0);
     if (cfg.keyGroupStart < 0 || cfg.keyGroupEnd >= cfg.maxParallelism || cfg.keyGroupStart > cfg.keyGroupEnd) {
-      throw new EngineError('INTERNAL', `invalid key-group range [${cfg.keyGroupStart}, ${cfg.keyGroupEnd}] for maxParallelism ${cfg.maxParallelism}`);
+      throw new EngineError(
+        'INTERNAL',
+        `invalid key-group range [${cfg.keyGroupStart}, ${cfg.keyGroupEnd}] for maxParallelism ${cfg.maxParallelism}`,
+      );
     }
   }
 
@@ -146,7 +150,7 @@ export class WindowOperator {
     }
     let kw = this.keys.get(key);
     if (kw === undefined) kw = this.newKey(key, row);
-    const effWm = sourceWatermark > this.wm ? sourceWatermark : this.wm;
+    const effWm = Math.max(sourceWatermark, this.wm);
     if (this.assigner.merging) {
       this.addToSession(kw, row, ts, effWm);
       return;
@@ -195,7 +199,10 @@ export class WindowOperator {
   private newKey(key: string, row: Row): KeyWindows {
     const kg = keyGroupOf(key, this.cfg.maxParallelism);
     if (kg < this.cfg.keyGroupStart || kg > this.cfg.keyGroupEnd) {
-      throw new EngineError('INTERNAL', `key '${key}' (key group ${kg}) is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`);
+      throw new EngineError(
+        'INTERNAL',
+        `key '${key}' (key group ${kg}) is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`,
+      );
     }
     const values = this.keyFields.length > 1 ? this.keyFields.map((f) => row[f] ?? null) : null;
     const kw = new KeyWindows(key, kg, values);
@@ -382,12 +389,20 @@ export class WindowOperator {
    */
   restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void {
     if (keyGroup < this.cfg.keyGroupStart || keyGroup > this.cfg.keyGroupEnd) {
-      throw new EngineError('INTERNAL', `key group ${keyGroup} is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`);
+      throw new EngineError(
+        'INTERNAL',
+        `key group ${keyGroup} is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`,
+      );
     }
     const r = new ByteReader(bytes);
-    if (r.u8() !== SNAPSHOT_MAGIC || r.u8() !== SNAPSHOT_VERSION) throw new EngineError('PROTOCOL', 'not a window-operator key-group snapshot (magic/version)');
+    if (r.u8() !== SNAPSHOT_MAGIC || r.u8() !== SNAPSHOT_VERSION)
+      throw new EngineError('PROTOCOL', 'not a window-operator key-group snapshot (magic/version)');
     const stride = r.u8();
-    if (stride !== this.stride) throw new EngineError('PROTOCOL', `snapshot accumulator stride ${stride} does not match the job's aggregates (${this.stride})`);
+    if (stride !== this.stride)
+      throw new EngineError(
+        'PROTOCOL',
+        `snapshot accumulator stride ${stride} does not match the job's aggregates (${this.stride})`,
+      );
     const wm = r.f64();
     this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
     this.wm = this.restoredWm;
@@ -397,7 +412,8 @@ export class WindowOperator {
       const nv = r.u8();
       const vals: Value[] = [];
       for (let i = 0; i < nv; i++) vals.push(readValue(r));
-      if (keyGroupOf(key, this.cfg.maxParallelism) !== keyGroup) throw new EngineError('PROTOCOL', `key '${key}' does not belong to key group ${keyGroup}`);
+      if (keyGroupOf(key, this.cfg.maxParallelism) !== keyGroup)
+        throw new EngineError('PROTOCOL', `key '${key}' does not belong to key group ${keyGroup}`);
       let kw = this.keys.get(key);
       if (kw === undefined) {
         kw = new KeyWindows(key, keyGroup, nv > 0 ? vals : null);

@@ -76,7 +76,14 @@ export class CaseOperator {
 
   constructor(window: WindowSpec) {
     this.op = new WindowOperator(
-      { window, aggregates: caseAggregates, keyFields: ['sensor_id'], maxParallelism: 128, keyGroupStart: 0, keyGroupEnd: 127 },
+      {
+        window,
+        aggregates: caseAggregates,
+        keyFields: ['sensor_id'],
+        maxParallelism: 128,
+        keyGroupStart: 0,
+        keyGroupEnd: 127,
+      },
       {
         emit: (row) => this.emitted.push(toCaseRow(row)),
         late: (row, ts, watermark) => this.late.push({ row, ts, watermark }),
@@ -103,14 +110,17 @@ export function runBoundedCase(name: string, window: WindowSpec, boundMs: number
 }
 
 function sortRows(rows: CaseRow[]): CaseRow[] {
-  return [...rows].sort((a, b) => (a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : a.window_start_ms - b.window_start_ms));
+  return [...rows].sort((a, b) =>
+    a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : a.window_start_ms - b.window_start_ms,
+  );
 }
 
 /** Compares rows as sets: exact count/min/max/bounds, avg within ±0.001, no duplicates. */
 export function expectSameRows(actual: CaseRow[], expected: CaseRow[]): void {
   const a = sortRows(actual);
   const e = sortRows(expected);
-  const ids = (rows: CaseRow[]) => rows.map((r) => `${r.sensor_id} [${r.window_start_ms - T0}, ${r.window_end_ms - T0})`);
+  const ids = (rows: CaseRow[]) =>
+    rows.map((r) => `${r.sensor_id} [${r.window_start_ms - T0}, ${r.window_end_ms - T0})`);
   expect(ids(a)).toEqual(ids(e));
   for (let i = 0; i < e.length; i++) {
     const { avg: aAvg, ...aRest } = a[i];

@@ -81,7 +81,11 @@ describe('BR-06 window offsets with negative remainders', () => {
 
 describe('BR-08 sliding with slide = size behaves exactly like tumbling', () => {
   it('gives the same rows for sliding 10 s / 10 s and tumbling 10 s, each reading in one window', () => {
-    const sliding = runBoundedCase('BR-08', { type: 'sliding', sizeMs: 10_000, slideMs: 10_000, offsetMs: 0, allowedLatenessMs: 0 }, 2000);
+    const sliding = runBoundedCase(
+      'BR-08',
+      { type: 'sliding', sizeMs: 10_000, slideMs: 10_000, offsetMs: 0, allowedLatenessMs: 0 },
+      2000,
+    );
     const tumbling = runBoundedCase('BR-08', tumbling10s, 2000);
     expectSameRows(sliding.emitted, readExpected('BR-08'));
     expectSameRows(tumbling.emitted, readExpected('BR-08'));
@@ -99,13 +103,19 @@ describe('BR-09 session windows merge when an out-of-order reading bridges two s
   it('fires the first liv-2 session at line 6 (W = 7 s)', () => {
     const c = new CaseOperator({ type: 'session', gapMs: 5000, allowedLatenessMs: 0 });
     runSingleSplit(c, new BoundedOutOfOrdernessWatermarks(5000), readCase('BR-09').slice(0, 6));
-    expect(c.emitted.map((r) => [r.sensor_id, r.window_start_ms - T0, r.window_end_ms - T0])).toEqual([['liv-2', 2000, 7000]]);
+    expect(c.emitted.map((r) => [r.sensor_id, r.window_start_ms - T0, r.window_end_ms - T0])).toEqual([
+      ['liv-2', 2000, 7000],
+    ]);
   });
 });
 
 describe('BR-17 sliding windows with a partially late reading (failure-free run)', () => {
   it('emits 12 rows and drops only the fully late reading', () => {
-    const c = runBoundedCase('BR-17', { type: 'sliding', sizeMs: 10_000, slideMs: 5000, offsetMs: 0, allowedLatenessMs: 0 }, 2000);
+    const c = runBoundedCase(
+      'BR-17',
+      { type: 'sliding', sizeMs: 10_000, slideMs: 5000, offsetMs: 0, allowedLatenessMs: 0 },
+      2000,
+    );
     expectSameRows(c.emitted, readExpected('BR-17'));
     expect(c.op.metrics.late).toBe(1);
     expect(c.late[0].ts).toBe(T0 + 4000);

@@ -41,8 +41,16 @@ function roundTrip(rows: { row: Row; ts: number; wm: number }[], channel = 3) {
 describe('record frames', () => {
   it('round-trips rows, timestamps and source watermarks', () => {
     const rows = [
-      { row: { sensorId: 'hall-1', temperature: 20.4, seq: 7, ok: true }, ts: 1717200001000, wm: Number.NEGATIVE_INFINITY },
-      { row: { sensorId: 'kitchen-1', temperature: -3.25, seq: 2 ** 53 - 1, ok: false }, ts: 1717200002000, wm: 1717199999000 },
+      {
+        row: { sensorId: 'hall-1', temperature: 20.4, seq: 7, ok: true },
+        ts: 1717200001000,
+        wm: Number.NEGATIVE_INFINITY,
+      },
+      {
+        row: { sensorId: 'kitchen-1', temperature: -3.25, seq: 2 ** 53 - 1, ok: false },
+        ts: 1717200002000,
+        wm: 1717199999000,
+      },
     ];
     expect(roundTrip(rows)).toEqual(rows);
   });
@@ -60,7 +68,11 @@ describe('record frames', () => {
   it('round-trips unicode, empty and long strings', () => {
     const long = 'sensor-'.repeat(40);
     const longUnicode = 'Küche-😀-'.repeat(30);
-    const rows = ['', 'é', 'Küche 1', '温度计-3', '😀', long, longUnicode, `${long}é`].map((s, i) => ({ row: { sensorId: s, temperature: i, seq: i, ok: true }, ts: i, wm: i }));
+    const rows = ['', 'é', 'Küche 1', '温度计-3', '😀', long, longUnicode, `${long}é`].map((s, i) => ({
+      row: { sensorId: s, temperature: i, seq: i, ok: true },
+      ts: i,
+      wm: i,
+    }));
     expect(roundTrip(rows)).toEqual(rows);
   });
 
@@ -72,7 +84,8 @@ describe('record frames', () => {
     const fw = new FrameWriter(16);
     for (let f = 0; f < 3; f++) {
       fw.beginRecords(f);
-      for (let i = 0; i < 1000; i++) fw.writeRecord(codec, { sensorId: `s-${i}`, temperature: i / 10, seq: i, ok: i % 2 === 0 }, i, i - 5);
+      for (let i = 0; i < 1000; i++)
+        fw.writeRecord(codec, { sensorId: `s-${i}`, temperature: i / 10, seq: i, ok: i % 2 === 0 }, i, i - 5);
       const frame = fw.finish();
       let n = 0;
       decodeRecords(frame, codec, (row, ts) => {
@@ -107,7 +120,11 @@ describe('control frames', () => {
   it('round-trips status, barrier and end-of-input frames', () => {
     expect(decodeStatus(encodeStatus(1, true))).toBe(true);
     expect(decodeStatus(encodeStatus(1, false))).toBe(false);
-    expect(decodeBarrier(encodeBarrier(4, 17, 1717200000000, 1))).toEqual({ checkpointId: 17, timestampMs: 1717200000000, flags: 1 });
+    expect(decodeBarrier(encodeBarrier(4, 17, 1717200000000, 1))).toEqual({
+      checkpointId: 17,
+      timestampMs: 1717200000000,
+      flags: 1,
+    });
     const eoi = encodeEndOfInput(0xffffffff);
     expect(readFrameHeader(eoi)).toEqual({ kind: FrameKind.END_OF_INPUT, channel: 0xffffffff });
     expect(() => decodeEndOfInput(eoi)).not.toThrow();

@@ -22,7 +22,6 @@ describe('murmur3_32', () => {
       expect(murmur3_32(s, seed)).toBe(want);
     });
   }
-
 });
 
 describe('key groups', () => {

@@ -54,7 +54,12 @@ describe('compiled aggregates', () => {
   });
 
   it('rejects duplicate outputs and field aggregates without a field', () => {
-    expect(() => compileAggregates([{ output: 'a', kind: 'count' }, { output: 'a', kind: 'count' }])).toThrow(/duplicate/);
+    expect(() =>
+      compileAggregates([
+        { output: 'a', kind: 'count' },
+        { output: 'a', kind: 'count' },
+      ]),
+    ).toThrow(/duplicate/);
     expect(() => compileAggregates([{ output: 'a', kind: 'avg' }])).toThrow(/needs a field/);
   });
 });

@@ -75,9 +75,17 @@ describe('sliding windows', () => {
   });
 
   it('behaves exactly like tumbling when slide equals size (BR-08)', () => {
-    const sliding = createAssigner({ type: 'sliding', sizeMs: 10_000, slideMs: 10_000, offsetMs: 0, allowedLatenessMs: 0 });
+    const sliding = createAssigner({
+      type: 'sliding',
+      sizeMs: 10_000,
+      slideMs: 10_000,
+      offsetMs: 0,
+      allowedLatenessMs: 0,
+    });
     expect(sliding.kind).toBe('tumbling');
-    expect(startsOf({ type: 'sliding', sizeMs: 10_000, slideMs: 10_000, offsetMs: 0, allowedLatenessMs: 0 }, T0 + 10_000)).toEqual([T0 + 10_000]);
+    expect(
+      startsOf({ type: 'sliding', sizeMs: 10_000, slideMs: 10_000, offsetMs: 0, allowedLatenessMs: 0 }, T0 + 10_000),
+    ).toEqual([T0 + 10_000]);
   });
 
   it('leaves a timestamp between windows in none when slide exceeds size', () => {
@@ -87,7 +95,9 @@ describe('sliding windows', () => {
   });
 
   it('rejects a non-positive size or slide', () => {
-    expect(() => createAssigner({ type: 'sliding', sizeMs: 10_000, slideMs: 0, offsetMs: 0, allowedLatenessMs: 0 })).toThrow(/slide/);
+    expect(() =>
+      createAssigner({ type: 'sliding', sizeMs: 10_000, slideMs: 0, offsetMs: 0, allowedLatenessMs: 0 }),
+    ).toThrow(/slide/);
     expect(() => createAssigner({ type: 'tumbling', sizeMs: -1, offsetMs: 0, allowedLatenessMs: 0 })).toThrow(/size/);
   });
 });

@@ -78,9 +78,16 @@ export interface FileSourceSpec {
   type: 'file';
   /** one or more paths (relative to the spec file's folder); each file is one split */
   paths: string[];
+  /** the paths as written in the spec (before resolution), used in dead-letter positions; parallel to `paths` */
+  displayPaths?: string[];
   format: 'csv' | 'jsonl';
   /** gzip is detected from the `.gz` suffix or magic bytes unless set */
   compression: 'auto' | 'gzip' | 'none';
+  /**
+   * Text encoding of the file (default utf8). With utf8, a line that is not valid UTF-8 is
+   * rejected (`invalid UTF-8`); use latin1 for files with raw Latin-1 bytes (ULB R3's 0xA0).
+   */
+  encoding?: 'utf8' | 'latin1';
   /** csv only */
   delimiter: string;
   /** csv only: true = the first line is a header (skipped; names are taken from `columns`) */
@@ -113,7 +120,10 @@ export interface GeneratorSourceSpec {
   startMs: number;
   /** maximum random out-of-orderness added to event times (ms) */
   jitterMs: number;
-  /** how many splits the generator is divided into (default: source parallelism); each split is deterministic */
+  /**
+   * How many splits the generator is divided into (default 1), fixed by the spec so that the
+   * output never depends on the job's parallelism; each split is deterministic from (seed, split).
+   */
   splits: number;
   eventTime: EventTimeSpec;
   watermark: WatermarkSpec;

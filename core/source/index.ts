@@ -1,0 +1,33 @@
+/**
+ * Source readers: one reader per source subtask.
+ */
+import type { SourceSpec } from '../spec/types.js';
+import { FileSourceReader } from './file.js';
+import { GeneratorReader } from './generator.js';
+import type { SourcePosition, SourceReader } from './types.js';
+
+export { FileSourceReader } from './file.js';
+export { GeneratorReader } from './generator.js';
+export { newSourceBatch } from './types.js';
+export type { SourceBatch, SourcePosition, SourceReader } from './types.js';
+
+/**
+ * Creates the reader of source subtask `subtask` (0-based) out of `parallelism` subtasks.
+ *
+ * Work is divided in units fixed by the spec, never by the parallelism, so results do not
+ * depend on it: files are `spec.paths` (unit i = paths[i]), generator units are its `splits`.
+ * Subtask `subtask` reads the units u with `u % parallelism === subtask`, one after the other in
+ * increasing order; a subtask with no unit ends at once (its first poll resolves false).
+ *
+ * `restore` (a position() taken from a reader of the same subtask and parallelism) resumes after
+ * the last line read: plain files seek to the byte offset, gzip files and generators re-read and
+ * skip.
+ * @throws EngineError `EXPR_INVALID` when a validate rule does not compile. Open errors
+ * (`SOURCE_IO`) surface on the first poll.
+ */
+export function createSourceReader(spec: SourceSpec, subtask: number, parallelism: number, restore?: SourcePosition): SourceReader {
+  const units = spec.type === 'file' ? spec.paths.length : spec.splits;
+  const mine: number[] = [];
+  for (let u = subtask; u < units; u += parallelism) mine.push(u);
+  return spec.type === 'file' ? new FileSourceReader(spec, mine, restore) : new GeneratorReader(spec, mine, restore);
+}

@@ -184,7 +184,7 @@ export function buildChain(ctx: ChainContext): Chain {
           : new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
         break;
       default:
-        throw new Error(`unexpected operator ${o.kind} inside a chain`);
+        throw new Error(`unexpected operator ${(o as OperatorDesc).kind} inside a chain`);
     }
     links.unshift(link);
     next = link;

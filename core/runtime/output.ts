@@ -13,6 +13,8 @@ class OutputChannel {
   /** frames not yet sent, in order; records frames wait for credit, control frames only for what is ahead of them */
   readonly pending: Uint8Array[] = [];
   pendingRecordFrames = 0;
+  /** records in the batch being built */
+  batched = 0;
   constructor(
     readonly consumer: TaskLocation,
     /** `edgeId:consumerSubtask`: the credit key */
@@ -94,16 +96,16 @@ export class OutputGate {
     for (let i = 0; i < edges.length; i++) {
       const eo = edges[i];
       const ch = eo.target(row);
-      if (ch.writer.recordCount === 0) ch.writer.beginRecords(ch.channel);
+      if (ch.batched === 0) ch.writer.beginRecords(ch.channel);
       ch.writer.writeRecord(eo.codec, row, ts, sourceWatermark);
       this.recordsOut++;
-      if (ch.writer.recordCount >= this.config.batchRecords) this.seal(ch);
+      if (++ch.batched >= this.config.batchRecords) this.seal(ch);
     }
   }
 
   /** Sends every partly filled batch now (buffer timeout, or before a control frame). */
   flush(): void {
-    for (const ch of this.all) if (ch.writer.recordCount > 0) this.seal(ch);
+    for (const ch of this.all) if (ch.batched > 0) this.seal(ch);
   }
 
   broadcastWatermark(wm: number): void {
@@ -149,13 +151,14 @@ export class OutputGate {
 
   private seal(ch: OutputChannel): void {
     const frame = ch.writer.finish();
+    ch.batched = 0;
     ch.pending.push(frame);
     ch.pendingRecordFrames++;
     this.drain(ch);
   }
 
   private enqueueControl(ch: OutputChannel, frame: Uint8Array): void {
-    if (ch.writer.recordCount > 0) this.seal(ch);
+    if (ch.batched > 0) this.seal(ch);
     ch.pending.push(frame);
     this.drain(ch);
   }

@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { EngineError } from '../core/errors/index.js';
+import { createLogger } from '../core/log/index.js';
+import { JobManagerClient } from './jm-client.js';
+import { printJobStatus, printJobs, printTaskManagers } from './print.js';
+
+/**
+ * The `fluxo` CLI. Every command has --help; an error prints one readable message (plus the list
+ * of problems for an invalid spec) and exits non-zero, never a stack trace.
+ */
+const program = new Command();
+
+function positiveInt(what: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
+    return n;
+  };
+}
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const jmOption = ['--jobmanager <host:port>', 'JobManager RPC address (env FLUXO_JOBMANAGER)', process.env.FLUXO_JOBMANAGER ?? '127.0.0.1:6123'] as const;
+
+program
+  .name('fluxo')
+  .description('Fluxo: distributed stream processing for IoT sensor analytics')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('jobmanager')
+  .description('run a JobManager: accepts jobs, schedules them onto TaskManagers, keeps job state in Redis')
+  .option('--host <addr>', 'address to bind', '127.0.0.1')
+  .option('--rpc-port <port>', 'gRPC port', positiveInt('--rpc-port'), 6123)
+  .option('--web-port <port>', 'HTTP status port (JSON: /overview, /jobs, /taskmanagers); 0 = off', positiveInt('--web-port'), 8081)
+  .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  .action(async (o: { host: string; rpcPort: number; webPort: number; redis: string }) => {
+    const { runJobManagerProcess } = await import('./processes.js');
+    await runJobManagerProcess(o);
+  });
+
+program
+  .command('taskmanager')
+  .description('run a TaskManager: offers slots (one worker thread each) to a JobManager and runs tasks')
+  .option(...jmOption)
+  .option('--slots <n>', 'task slots', positiveInt('--slots'), 1)
+  .option('--host <addr>', 'address to bind the data/control server to', '127.0.0.1')
+  .option('--advertise-host <addr>', 'address other processes use to reach this TaskManager (default: --host)')
+  .option('--data-port <port>', 'data/control port; 0 = any free port', positiveInt('--data-port'), 0)
+  .option('--id <id>', 'TaskManager id (default: random)')
+  .action(async (o: { jobmanager: string; slots: number; host: string; advertiseHost?: string; dataPort: number; id?: string }) => {
+    const { runTaskManagerProcess } = await import('./processes.js');
+    await runTaskManagerProcess(o);
+  });
+
+program
+  .command('submit')
+  .description('validate a job spec (YAML or JSON) and submit it; prints the job id')
+  .argument('<spec>', 'job spec file')
+  .option(...jmOption)
+  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism'))
+  .option('--set <path=value>', 'override a spec value, e.g. --set steps[2].window.sizeMs=30000 (repeatable)', collect, [])
+  .action(async (file: string, o: { jobmanager: string; parallelism?: number; set: string[] }) => {
+    const { loadSpec } = await import('./spec.js');
+    const spec = loadSpec(file, o.set, o.parallelism);
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      const { jobId } = await client.submit(spec);
+      process.stdout.write(`${jobId}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('list')
+  .description('list jobs')
+  .option(...jmOption)
+  .action(async (o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      printJobs(await client.listJobs());
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('status')
+  .description('show a job: state, tasks and counters')
+  .argument('<job>', 'job id (a unique prefix of at least 4 characters is enough)')
+  .option(...jmOption)
+  .action(async (jobId: string, o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      printJobStatus(await client.getJob(jobId));
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('cancel')
+  .description('cancel a job')
+  .argument('<job>', 'job id')
+  .option(...jmOption)
+  .action(async (jobId: string, o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      const state = await client.cancel(jobId);
+      process.stdout.write(`${state}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('taskmanagers')
+  .description('list TaskManagers: id, address, slots used/total, last heartbeat')
+  .option(...jmOption)
+  .action(async (o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      printTaskManagers(await client.listTaskManagers());
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('run')
+  .description('run a job on a local mini-cluster (a JobManager plus N TaskManager processes) until it ends')
+  .argument('<spec>', 'job spec file')
+  .option('--taskmanagers <n>', 'TaskManager processes', positiveInt('--taskmanagers'), 2)
+  .option('--slots <n>', 'slots per TaskManager', positiveInt('--slots'), 1)
+  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism'))
+  .option('--set <path=value>', 'override a spec value (repeatable)', collect, [])
+  .option('--summary-json <file>', 'also write the summary as JSON to this file')
+  .option('--timeout <ms>', 'fail if the job has not ended after this many ms (0 = never)', positiveInt('--timeout'), 0)
+  .action(async (file: string, o: { taskmanagers: number; slots: number; parallelism?: number; set: string[]; summaryJson?: string; timeout: number }) => {
+    const { loadSpec } = await import('./spec.js');
+    const { runMiniCluster } = await import('./mini-cluster.js');
+    const spec = loadSpec(file, o.set, o.parallelism);
+    const ok = await runMiniCluster(spec, { taskmanagers: o.taskmanagers, slots: o.slots, summaryJson: o.summaryJson, timeoutMs: o.timeout });
+    process.exitCode = ok ? 0 : 1;
+  });
+
+function report(err: unknown): never {
+  if (err instanceof EngineError || (err instanceof Error && typeof (err as EngineError).code === 'string')) {
+    const e = err as EngineError;
+    process.stderr.write(`fluxo: ${e.problems?.length ? `invalid job spec (${e.problems.length} problem${e.problems.length > 1 ? 's' : ''}):` : e.message}\n`);
+    for (const p of e.problems ?? []) process.stderr.write(`  - ${p}\n`);
+    if (process.env.LOG_LEVEL === 'debug') createLogger('fluxo').debug({ err }, 'error detail');
+  } else {
+    process.stderr.write(`fluxo: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  process.exit(1);
+}
+
+program.parseAsync(process.argv).catch(report);

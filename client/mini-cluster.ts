@@ -1,0 +1,111 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadClusterConfig } from '../core/config/index.js';
+import { ensureRedis, redactUrl } from '../core/config/local-redis.js';
+import { EngineError } from '../core/errors/index.js';
+import { createLogger } from '../core/log/index.js';
+import type { JobSpec } from '../core/spec/types.js';
+import { JobManager } from '../jobmanager/jobmanager.js';
+import type { JobDetails } from './jm-client.js';
+import { summaryLines } from './print.js';
+
+export interface MiniClusterOptions {
+  /** TaskManager child processes. Default 2 */
+  taskmanagers: number;
+  /** slots per TaskManager. Default 1 */
+  slots: number;
+  /** write the summary as JSON here (benchmarks, scripts) */
+  summaryJson?: string;
+  /** give up after this many ms; 0 = never */
+  timeoutMs: number;
+}
+
+const TERMINAL = new Set(['FINISHED', 'FAILED', 'CANCELED']);
+
+/**
+ * `fluxo run`: a JobManager in this process plus N TaskManager child processes on loopback,
+ * Redis from REDIS_URL (or a private redis-server when none answers and one is installed).
+ * Runs the job to its end, prints a summary to stderr and returns true when it FINISHED.
+ * Child logs go to stderr at LOG_LEVEL (default `warn` here, to keep the summary readable).
+ */
+export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Promise<boolean> {
+  if (o.taskmanagers < 1 || o.slots < 1) throw new EngineError('NO_RESOURCES', '--taskmanagers and --slots must be at least 1');
+  const logLevel = process.env.LOG_LEVEL ?? 'warn';
+  process.env.LOG_LEVEL = logLevel;
+  const say = (msg: string): void => void process.stderr.write(`${msg}\n`);
+  const base = loadClusterConfig();
+  const redis = await ensureRedis(base.redisUrl, say);
+  const clusterId = `run-${randomBytes(4).toString('hex')}`;
+  const config = loadClusterConfig(process.env, { redisUrl: redis.url, clusterId });
+  const log = createLogger('jobmanager');
+  const jm = new JobManager({ host: '127.0.0.1', rpcPort: 0, config, log, slotWaitMs: 30_000 });
+  const children: ChildProcess[] = [];
+  let exitWatch: ((why: string) => void) | undefined;
+  const cleanup = async (): Promise<void> => {
+    jm.prepareStop();
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    await jm.stop().catch(() => {});
+    await redis.stop();
+  };
+  const onSignal = (): void => {
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    await jm.start();
+    const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+    for (let i = 0; i < o.taskmanagers; i++) {
+      const child = spawn(
+        process.execPath,
+        [cli, 'taskmanager', '--jobmanager', `127.0.0.1:${jm.rpcPort}`, '--slots', String(o.slots), '--data-port', '0', '--id', `tm-${i + 1}`],
+        { env: { ...process.env, REDIS_URL: redis.url, FLUXO_CLUSTER_ID: clusterId, LOG_LEVEL: logLevel }, stdio: ['ignore', 'inherit', 'inherit'] },
+      );
+      child.once('exit', (code, signal) => exitWatch?.(`TaskManager tm-${i + 1} exited (${signal ?? `code ${code}`})`));
+      children.push(child);
+    }
+    say(
+      `fluxo run: ${spec.name} on 1 JobManager + ${o.taskmanagers} TaskManager process${o.taskmanagers > 1 ? 'es' : ''} × ${o.slots} slot${o.slots > 1 ? 's' : ''}, parallelism ${spec.parallelism}, Redis ${redactUrl(redis.url)}`,
+    );
+    await waitFor(
+      () => (jm.status.overview() as { taskmanagers: number }).taskmanagers >= o.taskmanagers,
+      30_000,
+      'TaskManagers did not register within 30 s',
+      (fail) => (exitWatch = fail),
+    );
+    const { jobId } = await jm.submitJob(spec);
+    say(`fluxo run: submitted job ${jobId}`);
+    const started = Date.now();
+    let details = jm.status.job(jobId) as JobDetails;
+    exitWatch = undefined;
+    while (!TERMINAL.has(details.job.state)) {
+      if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) {
+        await jm.status.job(jobId);
+        throw new EngineError('JOB_STATE', `job ${jobId} did not end within ${o.timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      details = jm.status.job(jobId) as JobDetails;
+    }
+    say(summaryLines(details).join('\n'));
+    if (o.summaryJson) writeFileSync(o.summaryJson, `${JSON.stringify({ ...details, wallMs: Date.now() - started }, null, 2)}\n`);
+    return details.job.state === 'FINISHED';
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    await cleanup();
+  }
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, message: string, onFail: (fail: (why: string) => void) => void): Promise<void> {
+  let failure: string | undefined;
+  onFail((why) => {
+    failure = why;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (failure) throw new EngineError('TASKMANAGER_LOST', failure);
+    if (Date.now() > deadline) throw new EngineError('NO_RESOURCES', message);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,489 @@
+import { randomBytes } from 'node:crypto';
+import type { ClusterConfig } from '../core/config/index.js';
+import { EngineError } from '../core/errors/index.js';
+import { buildJobGraph, outputPaths, slotsNeeded } from '../core/graph/build.js';
+import { type SlotRef, buildDeployment } from '../core/graph/deploy.js';
+import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
+import type { Logger } from '../core/log/index.js';
+import {
+  type CancelJobRequest,
+  type GetJobRequest,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type JobState,
+  type JobSummary,
+  type RegisterTaskManagerRequest,
+  type ReportTaskStateRequest,
+  type SubmitJobRequest,
+  type TaskManagerInfo,
+  channelOptions,
+  fluxoProto,
+  grpc,
+  handleUnary,
+  unary,
+} from '../core/rpc/index.js';
+import type { TaskCounters } from '../core/runtime/transport.js';
+import type { JobSpec } from '../core/spec/types.js';
+import { JobStore } from './store.js';
+
+/** Options of `fluxo jobmanager`. */
+export interface JobManagerOptions {
+  /** address to bind the RPC server to. Default 127.0.0.1 */
+  host: string;
+  /** RPC port; 0 = any free port. Default 6123 */
+  rpcPort: number;
+  config: Readonly<ClusterConfig>;
+  log: Logger;
+  /** how long a job waits for enough free slots before it fails with NO_RESOURCES. Default 30000 */
+  slotWaitMs?: number;
+}
+
+interface TaskManagerEntry {
+  id: string;
+  address: string;
+  slots: number;
+  /** slot index → job id using it */
+  used: Map<number, string>;
+  lastHeartbeatMs: number;
+  rssBytes: number;
+  pid: number;
+  state: 'ALIVE' | 'LOST';
+  client: grpc.Client;
+  heartbeat?: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>;
+}
+
+interface TaskEntry {
+  desc: Pick<TaskDeploymentDescriptor, 'taskId' | 'vertexId' | 'subtask'>;
+  taskmanagerId: string;
+  state: string;
+  counters?: TaskCounters;
+  error?: string;
+}
+
+interface Job {
+  jobId: string;
+  spec: JobSpec;
+  graph: JobGraph;
+  state: JobState;
+  attempt: number;
+  createdAtMs: number;
+  endedAtMs: number;
+  failure: string;
+  tasks: Map<string, TaskEntry>;
+  waitingSince?: number;
+  waitingFor?: string;
+}
+
+const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
+
+/**
+ * The JobManager: accepts jobs (dispatcher), keeps the TaskManager registry with heartbeats
+ * (resource manager), deploys execution graphs onto slots (scheduler), and tracks job state,
+ * which it writes to Redis on every transition.
+ */
+export class JobManager {
+  private readonly server = new grpc.Server(channelOptions);
+  private readonly tms = new Map<string, TaskManagerEntry>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly store: JobStore;
+  private monitor: NodeJS.Timeout | undefined;
+  private port = 0;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly opts: JobManagerOptions) {
+    this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);
+  }
+
+  get rpcPort(): number {
+    return this.port;
+  }
+
+  /** Connects to Redis, loads known jobs, starts the RPC server. @throws EngineError REDIS_UNAVAILABLE */
+  async start(): Promise<void> {
+    await this.store.connect(this.opts.config.redisUrl);
+    await this.recoverJobs();
+    const proto = fluxoProto();
+    this.server.addService(proto.JobManagerService.service, {
+      registerTaskManager: handleUnary((req: RegisterTaskManagerRequest) => this.registerTaskManager(req)),
+      heartbeat: (call: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>) => this.onHeartbeatStream(call),
+      reportTaskState: handleUnary((req: ReportTaskStateRequest) => this.onTaskState(req)),
+      submitJob: handleUnary((req: SubmitJobRequest) => this.submit(req.specJson)),
+      listJobs: handleUnary(async () => ({ jobs: [...this.jobs.values()].map((j) => this.summary(j)) })),
+      getJob: handleUnary(async (req: GetJobRequest) => {
+        const job = this.getJob(req.jobId);
+        return { job: this.summary(job), detailsJson: JSON.stringify(this.details(job)) };
+      }),
+      cancelJob: handleUnary(async (req: CancelJobRequest) => {
+        const job = this.getJob(req.jobId);
+        if (!TERMINAL.has(job.state)) await this.endJob(job, 'CANCELED', '');
+        return { state: job.state };
+      }),
+      listTaskManagers: handleUnary(async () => ({ taskmanagers: this.taskmanagers() })),
+      shutdown: handleUnary(async () => ({})),
+    });
+    this.port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${this.opts.host}:${this.opts.rpcPort}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.rpcPort}: ${err.message}`)) : resolve(p),
+      );
+    });
+    this.monitor = setInterval(() => this.checkHeartbeats(), Math.min(500, this.opts.config.heartbeatIntervalMs));
+    this.monitor.unref();
+    this.opts.log.info({ host: this.opts.host, rpcPort: this.port, redis: redact(this.opts.config.redisUrl) }, 'jobmanager listening');
+  }
+
+  private stopping = false;
+
+  /** Announces a planned shutdown: TaskManagers leaving from now on are not reported as lost. */
+  prepareStop(): void {
+    this.stopping = true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.monitor) clearInterval(this.monitor);
+    for (const tm of this.tms.values()) {
+      tm.heartbeat?.end();
+      tm.client.close();
+    }
+    this.server.forceShutdown();
+    await this.store.close();
+  }
+
+  /** Jobs found in Redis from an earlier JobManager: finished ones are listed; running ones cannot be resumed yet and are marked FAILED. */
+  private async recoverJobs(): Promise<void> {
+    for (const id of await this.store.listIds()) {
+      const rec = await this.store.load(id);
+      if (!rec) continue;
+      let spec: JobSpec;
+      try {
+        spec = JSON.parse(rec.specJson) as JobSpec;
+      } catch {
+        continue;
+      }
+      let graph: JobGraph;
+      try {
+        graph = buildJobGraph(spec);
+      } catch {
+        continue;
+      }
+      const job: Job = { jobId: rec.jobId, spec, graph, state: rec.state, attempt: rec.attempt, createdAtMs: rec.createdAtMs, endedAtMs: rec.endedAtMs, failure: rec.failure, tasks: new Map() };
+      if (!TERMINAL.has(job.state)) {
+        job.state = 'FAILED';
+        job.failure = 'the JobManager restarted while the job ran (recovery comes with checkpoints)';
+        job.endedAtMs = Date.now();
+        await this.store.save(this.record(job));
+      }
+      this.jobs.set(job.jobId, job);
+    }
+  }
+
+  /** Read-only views for the status endpoints and the mini-cluster. */
+  readonly status = {
+    overview: () => ({
+      taskmanagers: [...this.tms.values()].filter((t) => t.state === 'ALIVE').length,
+      slotsTotal: [...this.tms.values()].filter((t) => t.state === 'ALIVE').reduce((a, t) => a + t.slots, 0),
+      slotsFree: this.freeSlots().length,
+      jobsRunning: [...this.jobs.values()].filter((j) => j.state === 'RUNNING').length,
+      jobsFinished: [...this.jobs.values()].filter((j) => j.state === 'FINISHED').length,
+      jobsFailed: [...this.jobs.values()].filter((j) => j.state === 'FAILED').length,
+      jobsCanceled: [...this.jobs.values()].filter((j) => j.state === 'CANCELED').length,
+    }),
+    jobs: () => ({ jobs: [...this.jobs.values()].map((j) => this.summary(j)) }),
+    job: (id: string) => {
+      const job = this.getJob(id);
+      return { job: this.summary(job), ...this.details(job) };
+    },
+    taskmanagers: () => ({ taskmanagers: this.taskmanagers() }),
+  };
+
+  /** Submits a validated spec (the mini-cluster calls this in-process). */
+  submitJob(spec: JobSpec): Promise<{ jobId: string }> {
+    return this.submit(JSON.stringify(spec));
+  }
+
+  private getJob(jobId: string): Job {
+    const job = this.jobs.get(jobId) ?? [...this.jobs.values()].find((j) => j.jobId.startsWith(jobId) && jobId.length >= 4);
+    if (!job) throw new EngineError('JOB_NOT_FOUND', `no job ${jobId}`);
+    return job;
+  }
+
+  private record(job: Job) {
+    return {
+      jobId: job.jobId,
+      name: job.spec.name,
+      state: job.state,
+      attempt: job.attempt,
+      createdAtMs: job.createdAtMs,
+      endedAtMs: job.endedAtMs,
+      failure: job.failure,
+      parallelism: job.spec.parallelism,
+      specJson: JSON.stringify(job.spec),
+    };
+  }
+
+  private summary(job: Job): JobSummary {
+    return {
+      jobId: job.jobId,
+      name: job.spec.name,
+      state: job.state,
+      attempt: job.attempt,
+      createdAtMs: job.createdAtMs,
+      endedAtMs: job.endedAtMs,
+      failure: job.failure || (job.waitingFor ?? ''),
+      parallelism: job.spec.parallelism,
+    };
+  }
+
+  /** Per-task state and counters plus job totals (the CLI's status and summary). */
+  details(job: Job) {
+    const tasks = [...job.tasks.values()].map((t) => ({ taskId: t.desc.taskId, vertex: t.desc.vertexId, subtask: t.desc.subtask, taskmanagerId: t.taskmanagerId, state: t.state, error: t.error, counters: t.counters }));
+    const sum = (vertex: string, f: keyof TaskCounters): number =>
+      tasks.filter((t) => t.vertex === vertex).reduce((a, t) => a + (t.counters ? (t.counters[f] as number) : 0), 0);
+    const totals = {
+      linesRead: sum('source', 'linesRead'),
+      readingsIn: sum('source', 'recordsIn'),
+      rejected: sum('source', 'rejected') + sum('window', 'rejected'),
+      filtered: sum('source', 'filtered'),
+      late: sum('window', 'late'),
+      windowsEmitted: sum('window', 'windowsEmitted'),
+      sensors: sum('window', 'keys'),
+      resultsWritten: job.graph.vertices.some((v) => v.id === 'sink') ? sum('sink', 'rowsWritten') : sum('window', 'rowsWritten'),
+      deadLettersWritten: sum('deadletters', 'rowsWritten'),
+      lateWritten: sum('late', 'rowsWritten'),
+    };
+    return {
+      vertices: job.graph.vertices.map((v) => ({ id: v.id, name: v.name, parallelism: v.parallelism })),
+      tasks,
+      totals,
+      outputs: outputPaths(job.spec),
+    };
+  }
+
+  private taskmanagers(): TaskManagerInfo[] {
+    return [...this.tms.values()].map((tm) => ({
+      taskmanagerId: tm.id,
+      controlAddress: tm.address,
+      slotsTotal: tm.slots,
+      slotsUsed: tm.used.size,
+      lastHeartbeatMs: tm.lastHeartbeatMs,
+      state: tm.state,
+      rssBytes: tm.rssBytes,
+      pid: tm.pid,
+    }));
+  }
+
+  private async registerTaskManager(req: RegisterTaskManagerRequest) {
+    const old = this.tms.get(req.taskmanagerId);
+    if (old && old.state === 'ALIVE') await this.loseTaskManager(old, 'it registered again');
+    const client = new (fluxoProto().TaskManagerService)(req.controlAddress, grpc.credentials.createInsecure(), channelOptions);
+    this.tms.set(req.taskmanagerId, {
+      id: req.taskmanagerId,
+      address: req.controlAddress,
+      slots: req.slots.length,
+      used: new Map(),
+      lastHeartbeatMs: Date.now(),
+      rssBytes: 0,
+      pid: req.pid,
+      state: 'ALIVE',
+      client,
+    });
+    this.opts.log.info({ taskmanagerId: req.taskmanagerId, address: req.controlAddress, slots: req.slots.length }, 'taskmanager registered');
+    this.wakeWaiters();
+    return { clusterId: this.opts.config.clusterId, heartbeatIntervalMs: this.opts.config.heartbeatIntervalMs };
+  }
+
+  private onHeartbeatStream(call: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>): void {
+    let tm: TaskManagerEntry | undefined;
+    call.on('data', (hb: HeartbeatRequest) => {
+      const entry = this.tms.get(hb.taskmanagerId);
+      if (!entry || entry.state !== 'ALIVE') {
+        call.write({ known: false });
+        return;
+      }
+      tm = entry;
+      entry.heartbeat = call;
+      entry.lastHeartbeatMs = Date.now();
+      entry.rssBytes = hb.rssBytes;
+      for (const t of hb.tasks) {
+        const [jobId, attempt, taskId] = t.taskId.split(':');
+        const job = this.jobs.get(jobId);
+        const task = job && job.attempt === Number(attempt) ? job.tasks.get(taskId) : undefined;
+        if (task && !TERMINAL.has(task.state as JobState)) task.counters = JSON.parse(t.countersJson) as TaskCounters;
+      }
+      call.write({ known: true });
+    });
+    const broken = (why: string): void => {
+      if (tm && tm.state === 'ALIVE' && tm.heartbeat === call) void this.loseTaskManager(tm, why);
+    };
+    call.on('error', (err) => broken(`heartbeat stream broke (${err.message})`));
+    call.on('end', () => {
+      broken('heartbeat stream closed');
+      call.end();
+    });
+  }
+
+  private checkHeartbeats(): void {
+    const now = Date.now();
+    for (const tm of this.tms.values()) {
+      if (tm.state === 'ALIVE' && now - tm.lastHeartbeatMs > this.opts.config.heartbeatTimeoutMs) {
+        void this.loseTaskManager(tm, `no heartbeat for ${now - tm.lastHeartbeatMs} ms (timeout ${this.opts.config.heartbeatTimeoutMs} ms)`);
+      }
+    }
+    for (const job of this.jobs.values()) {
+      if (job.state === 'CREATED' && job.waitingSince && now - job.waitingSince > (this.opts.slotWaitMs ?? 30_000)) {
+        void this.endJob(job, 'FAILED', `NO_RESOURCES: ${job.waitingFor}`);
+      }
+    }
+  }
+
+  /** Marks a TaskManager lost and fails every job that had tasks on it (recovery comes with checkpoints). */
+  private async loseTaskManager(tm: TaskManagerEntry, why: string): Promise<void> {
+    if (tm.state === 'LOST') return;
+    tm.state = 'LOST';
+    (this.stopping ? this.opts.log.info.bind(this.opts.log) : this.opts.log.warn.bind(this.opts.log))({ taskmanagerId: tm.id, address: tm.address, reason: why }, 'taskmanager lost');
+    const jobs = new Set(tm.used.values());
+    tm.used.clear();
+    tm.client.close();
+    for (const jobId of jobs) {
+      const job = this.jobs.get(jobId);
+      if (job && !TERMINAL.has(job.state)) await this.endJob(job, 'FAILED', `TASKMANAGER_LOST: TaskManager ${tm.id} (${tm.address}) lost: ${why}`);
+    }
+  }
+
+  private async submit(specJson: string): Promise<{ jobId: string }> {
+    let spec: JobSpec;
+    try {
+      spec = JSON.parse(specJson) as JobSpec;
+    } catch (err) {
+      throw new EngineError('SPEC_INVALID', `job spec is not JSON: ${(err as Error).message}`);
+    }
+    const graph = buildJobGraph(spec);
+    const jobId = randomBytes(8).toString('hex');
+    const job: Job = { jobId, spec, graph, state: 'CREATED', attempt: 1, createdAtMs: Date.now(), endedAtMs: 0, failure: '', tasks: new Map() };
+    this.jobs.set(jobId, job);
+    await this.store.save(this.record(job));
+    this.opts.log.info({ jobId, name: spec.name, slots: slotsNeeded(graph) }, 'job submitted');
+    void this.schedule(job);
+    return { jobId };
+  }
+
+  private wakeWaiters(): void {
+    for (const job of this.jobs.values()) if (job.state === 'CREATED' && job.waitingSince) void this.schedule(job);
+  }
+
+  private freeSlots(): SlotRef[] {
+    const alive = [...this.tms.values()].filter((t) => t.state === 'ALIVE');
+    const out: SlotRef[] = [];
+    const max = Math.max(0, ...alive.map((t) => t.slots));
+    // interleave TaskManagers so parallel subtasks spread over processes
+    for (let s = 0; s < max; s++) {
+      for (const tm of alive) if (s < tm.slots && !tm.used.has(s)) out.push({ taskmanagerId: tm.id, slot: s, dataAddress: tm.address });
+    }
+    return out;
+  }
+
+  private scheduling = false;
+
+  private async schedule(job: Job): Promise<void> {
+    if (this.scheduling || job.state !== 'CREATED') return;
+    this.scheduling = true;
+    try {
+      const need = slotsNeeded(job.graph);
+      const free = this.freeSlots();
+      if (free.length < need) {
+        job.waitingSince ??= Date.now();
+        job.waitingFor = `waiting for slots: needs ${need}, ${free.length} free`;
+        this.opts.log.info({ jobId: job.jobId, need, free: free.length }, 'job waiting for slots');
+        return;
+      }
+      job.waitingSince = undefined;
+      job.waitingFor = undefined;
+      const slots = free.slice(0, need);
+      const descs = buildDeployment(job.jobId, job.attempt, job.spec, job.graph, slots);
+      for (const s of slots) this.tms.get(s.taskmanagerId)?.used.set(s.slot, job.jobId);
+      const byTm = new Map<string, TaskDeploymentDescriptor[]>();
+      for (const d of descs) {
+        const tmId = slots[d.subtask].taskmanagerId;
+        job.tasks.set(d.taskId, { desc: { taskId: d.taskId, vertexId: d.vertexId, subtask: d.subtask }, taskmanagerId: tmId, state: 'DEPLOYING' });
+        const list = byTm.get(tmId) ?? [];
+        list.push(d);
+        byTm.set(tmId, list);
+      }
+      try {
+        await Promise.all(
+          [...byTm].map(([tmId, list]) =>
+            unary(this.tmClient(tmId), 'deployTasks', { jobId: job.jobId, attempt: job.attempt, tasksJson: JSON.stringify(list) }, `TaskManager ${tmId}`, 30_000),
+          ),
+        );
+        if (job.state !== 'CREATED') return;
+        await Promise.all([...byTm.keys()].map((tmId) => unary(this.tmClient(tmId), 'startTasks', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${tmId}`)));
+      } catch (err) {
+        await this.endJob(job, 'FAILED', `deploy failed: ${(err as Error).message}`);
+        return;
+      }
+      for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
+      await this.transition(job, 'RUNNING');
+    } finally {
+      this.scheduling = false;
+    }
+  }
+
+  private tmClient(id: string): grpc.Client {
+    const tm = this.tms.get(id);
+    if (!tm || tm.state !== 'ALIVE') throw new EngineError('TASKMANAGER_LOST', `TaskManager ${id} is gone`);
+    return tm.client;
+  }
+
+  private async onTaskState(req: ReportTaskStateRequest): Promise<Record<string, never>> {
+    const job = this.jobs.get(req.jobId);
+    if (!job || job.attempt !== req.attempt) return {};
+    const task = job.tasks.get(req.taskId);
+    if (!task) return {};
+    task.state = req.state;
+    if (req.countersJson) task.counters = JSON.parse(req.countersJson) as TaskCounters;
+    if (req.state === 'FAILED') {
+      task.error = `${req.errorCode}: ${req.errorMessage}`;
+      if (!TERMINAL.has(job.state)) await this.endJob(job, 'FAILED', `task ${req.taskId} on ${req.taskmanagerId} failed: ${task.error}`);
+    } else if (req.state === 'FINISHED' && [...job.tasks.values()].every((t) => t.state === 'FINISHED') && !TERMINAL.has(job.state)) {
+      await this.endJob(job, 'FINISHED', '');
+    }
+    return {};
+  }
+
+  private async transition(job: Job, state: JobState): Promise<void> {
+    const from = job.state;
+    job.state = state;
+    this.opts.log.info({ jobId: job.jobId, from, to: state, failure: job.failure || undefined }, 'job state changed');
+    try {
+      await this.store.save(this.record(job));
+    } catch (err) {
+      this.opts.log.error({ err, jobId: job.jobId }, 'cannot write job record to redis');
+    }
+  }
+
+  /** Ends a job: cancels its remaining tasks, frees its slots, records the final state. */
+  private async endJob(job: Job, state: JobState, failure: string): Promise<void> {
+    if (TERMINAL.has(job.state)) return;
+    job.failure = failure;
+    job.endedAtMs = Date.now();
+    const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
+    for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);
+    await this.transition(job, state);
+    if (state !== 'FINISHED') {
+      for (const t of job.tasks.values()) if (!TERMINAL.has(t.state as JobState)) t.state = 'CANCELED';
+      await Promise.all(
+        [...tmIds].map((id) => {
+          const tm = this.tms.get(id);
+          if (!tm || tm.state !== 'ALIVE') return Promise.resolve();
+          return unary(tm.client, 'cancelJobTasks', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`).catch(() => {});
+        }),
+      );
+    }
+    this.wakeWaiters();
+  }
+}
+
+/** Hides a password in a Redis URL before it is logged. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}

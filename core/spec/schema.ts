@@ -33,7 +33,7 @@
  *   paths, else `csv`. A delimiter with spaces around a character (`", "`) splits on the character
  *   (`trim` is on by default anyway).
  * - Columns: `{ name, type, nullable? }` or shorthand `"name:type"`, `"name:type?"` (nullable),
- *   `"name"` (string). Type aliases: float/number → double, long/integer → int, boolean → bool.
+ *   `"name"` (string), `"name?"` (nullable string). Type aliases: float/number → double, long/integer → int, boolean → bool.
  * - Relative paths (source, sinks) are resolved against `baseDir` when given; `displayPaths`
  *   keeps the paths as written, for dead-letter positions.
  * - Default dead-letter / late-data outputs: beside a file sink (`x.jsonl` → `x.deadletter.jsonl`,
@@ -100,7 +100,7 @@ const fieldType = z.string().refine((t) => t in TYPE_ALIASES, {
 });
 
 const columnObject = z.strictObject({ name: nonEmpty(), type: fieldType, nullable: z.boolean().optional() });
-const columnShorthand = z.string().regex(/^[^:\s]+(:[A-Za-z]+\??)?$/, { error: 'expected "name:type" or { name, type }' });
+const columnShorthand = z.string().regex(/^[^:\s?]+(\??|:[A-Za-z]+\??)$/, { error: 'expected "name:type" or { name, type }' });
 const column = z.union([columnShorthand, columnObject], { error: 'expected "name:type" or { name, type }' });
 
 const watermarkSchema = z.strictObject({
@@ -270,7 +270,9 @@ function resolvePath(p: string, baseDir: string | undefined): string {
 function normaliseColumn(c: string | { name: string; type: string; nullable?: boolean | undefined }): ColumnSpec {
   if (typeof c === 'string') {
     const [name, rawType] = c.split(':') as [string, string | undefined];
-    if (rawType === undefined) return { name, type: 'string', nullable: false };
+    if (rawType === undefined) {
+      return name.endsWith('?') ? { name: name.slice(0, -1), type: 'string', nullable: true } : { name, type: 'string', nullable: false };
+    }
     const nullable = rawType.endsWith('?');
     const t = nullable ? rawType.slice(0, -1) : rawType;
     return { name, type: TYPE_ALIASES[t.toLowerCase()] as FieldType, nullable };

@@ -22,9 +22,14 @@
  * distinct ends; `processWatermark` costs O(fired · log) and never scans idle keys. Stale
  * session timers (after a merge moved the end) are skipped when popped.
  *
- * Allowed lateness > 0 is not supported yet (constructor throws `SPEC_INVALID`); the design keeps
- * a window until `W ≥ end + allowedLatenessMs` (the checks below already use `end + lateness`)
- * and would emit an updated row per late reading.
+ * Allowed lateness L > 0 (tumbling and sliding; Flink's `allowedLateness` with `EventTimeTrigger`):
+ * a window still fires once at `W ≥ end`, but is kept until `W ≥ end + L`. A reading that
+ * arrives for it in between (judged by the effective watermark) is added and the window
+ * immediately emits an **updated** row for the same `(key, windowStart)`: later rows supersede
+ * earlier ones, so sinks should upsert. If the record's tag says the window has fired but this
+ * operator has not fired it yet (its watermark lags the tag), the window is first fired with its
+ * old content, so the rows emitted do not depend on channel timing. With L > 0 a window is late
+ * only once `end + L ≤ W`. Session windows with L > 0 are not supported yet (`SPEC_INVALID`).
  */
 
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
@@ -48,7 +53,10 @@ export interface WindowOperatorConfig {
 }
 
 export interface WindowOutput {
-  /** a final window result: { key, ...keyFields (each by name, only when there are 2+ key fields), windowStart, windowEnd, ...aggregates } */
+  /**
+   * a final window result: { key, ...keyFields (each by name, only when there are 2+ key fields), windowStart, windowEnd, ...aggregates }.
+   * With allowedLatenessMs > 0 a window may emit again (an update); the later row for the same (key, windowStart) supersedes.
+   */
   emit(row: Row): void;
   /** a reading dropped because all of its windows had fired; `watermark` = the effective watermark that made it late */
   late(row: Row, ts: number, watermark: number): void;
@@ -68,6 +76,8 @@ class KeyWindows {
   readonly starts: number[] = [];
   readonly ends: number[] = [];
   readonly acc: number[] = [];
+  /** 1 once the window has emitted its on-time row (only kept open afterwards when allowed lateness > 0) */
+  readonly fired: number[] = [];
   constructor(
     readonly key: string,
     readonly keyGroup: number,
@@ -77,7 +87,7 @@ class KeyWindows {
 }
 
 const SNAPSHOT_MAGIC = 0x46; // 'F'
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 
 export class WindowOperator {
   readonly metrics: WindowOperatorMetrics = { recordsIn: 0, late: 0, windowsEmitted: 0, keys: 0 };
@@ -97,7 +107,7 @@ export class WindowOperator {
 
   /**
    * @throws EngineError `SPEC_INVALID` for an invalid window or aggregate spec, or
-   *   `allowedLatenessMs > 0` (not supported yet)
+   *   `allowedLatenessMs` negative, or > 0 with session windows (not supported yet)
    */
   constructor(
     private readonly cfg: WindowOperatorConfig,
@@ -107,8 +117,14 @@ export class WindowOperator {
     this.aggs = compileAggregates(cfg.aggregates);
     this.stride = this.aggs.stride;
     this.latenessMs = cfg.window.allowedLatenessMs ?? 0;
-    if (this.latenessMs !== 0) {
-      throw new EngineError('SPEC_INVALID', `allowedLatenessMs > 0 is not supported yet (got ${this.latenessMs})`);
+    if (!(this.latenessMs >= 0) || !Number.isFinite(this.latenessMs)) {
+      throw new EngineError('SPEC_INVALID', `allowedLatenessMs must be a finite number ≥ 0, got ${this.latenessMs}`);
+    }
+    if (this.latenessMs > 0 && this.assigner.merging) {
+      throw new EngineError(
+        'SPEC_INVALID',
+        `allowedLatenessMs > 0 with session windows is not supported yet (got ${this.latenessMs})`,
+      );
     }
     this.keyFields = cfg.keyFields;
     this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
@@ -165,7 +181,15 @@ export class WindowOperator {
       const end = start + size;
       if (end + lateness <= effWm) continue; // this window has fired: late for it
       const idx = this.findOrCreate(kw, start, end);
-      this.aggs.add(kw.acc, idx * this.stride, row);
+      if (lateness > 0 && end <= effWm) {
+        // in its allowed-lateness period: fire the old content first if this operator has not
+        // yet (its watermark lags the record's tag), then add and emit the updated row
+        if (kw.fired[idx] === 0 && kw.acc[idx * this.stride] > 0) this.emitWindow(kw, idx);
+        this.aggs.add(kw.acc, idx * this.stride, row);
+        this.emitWindow(kw, idx);
+      } else {
+        this.aggs.add(kw.acc, idx * this.stride, row);
+      }
       added++;
     }
     if (added === 0) {
@@ -179,7 +203,7 @@ export class WindowOperator {
     if (!(wm > this.wm)) return;
     this.wm = wm;
     const heap = this.timerHeap;
-    while (heap.size > 0 && heap.peek() + this.latenessMs <= wm) {
+    while (heap.size > 0 && heap.peek() <= wm) {
       const end = heap.pop();
       const bucket = this.timers.get(end);
       this.timers.delete(end);
@@ -221,7 +245,7 @@ export class WindowOperator {
       if (s > start) break;
     }
     this.insertWindow(kw, i, start, end);
-    this.addTimer(end, kw);
+    this.addWindowTimers(end, kw);
     return i;
   }
 
@@ -230,12 +254,14 @@ export class WindowOperator {
     if (i === kw.n) {
       kw.starts.push(start);
       kw.ends.push(end);
+      kw.fired.push(0);
       const base = kw.acc.length;
       for (let j = 0; j < stride; j++) kw.acc.push(0);
       this.aggs.init(kw.acc, base);
     } else {
       kw.starts.splice(i, 0, start);
       kw.ends.splice(i, 0, end);
+      kw.fired.splice(i, 0, 0);
       const fill = new Array<number>(stride).fill(0);
       kw.acc.splice(i * stride, 0, ...fill);
       this.aggs.init(kw.acc, i * stride);
@@ -247,10 +273,12 @@ export class WindowOperator {
     if (i === kw.n - 1) {
       kw.starts.pop();
       kw.ends.pop();
+      kw.fired.pop();
       kw.acc.length = i * this.stride;
     } else {
       kw.starts.splice(i, 1);
       kw.ends.splice(i, 1);
+      kw.fired.splice(i, 1);
       kw.acc.splice(i * this.stride, this.stride);
     }
     kw.n--;
@@ -266,19 +294,39 @@ export class WindowOperator {
     bucket.push(kw);
   }
 
-  private fire(kw: KeyWindows, end: number): void {
-    const ends = kw.ends;
-    let i = 0;
-    while (i < kw.n && ends[i] !== end) i++;
-    if (i === kw.n) return; // stale timer (session merged or already fired)
+  /** Timers of a new window: fire at `end`; with allowed lateness also clean up at `end + L`. */
+  private addWindowTimers(end: number, kw: KeyWindows): void {
+    this.addTimer(end, kw);
+    if (this.latenessMs > 0) this.addTimer(end + this.latenessMs, kw);
+  }
+
+  /** Timer `time` of `kw` is due: fire the window ending at `time`, and/or drop one past its lateness. */
+  private fire(kw: KeyWindows, time: number): void {
+    const lateness = this.latenessMs;
+    for (let i = 0; i < kw.n; i++) {
+      const end = kw.ends[i];
+      if (end === time && kw.fired[i] === 0) {
+        this.emitWindow(kw, i);
+        if (lateness === 0) {
+          this.removeWindow(kw, i);
+          i--;
+        }
+      } else if (lateness > 0 && end + lateness === time) {
+        this.removeWindow(kw, i);
+        i--;
+      }
+    }
+  }
+
+  private emitWindow(kw: KeyWindows, i: number): void {
     const row: Row = { key: kw.key };
     if (kw.keyValues !== null) {
       for (let f = 0; f < this.keyFields.length; f++) row[this.keyFields[f]] = kw.keyValues[f];
     }
     row.windowStart = kw.starts[i];
-    row.windowEnd = end;
+    row.windowEnd = kw.ends[i];
     this.aggs.writeResult(kw.acc, i * this.stride, row);
-    this.removeWindow(kw, i);
+    kw.fired[i] = 1;
     this.metrics.windowsEmitted++;
     this.out.emit(row);
   }
@@ -338,6 +386,7 @@ export class WindowOperator {
     while (i > 0 && kw.starts[i - 1] > kw.starts[i]) {
       swap(kw.starts, i - 1, i);
       swap(kw.ends, i - 1, i);
+      swap(kw.fired, i - 1, i);
       for (let j = 0; j < stride; j++) swap(kw.acc, (i - 1) * stride + j, i * stride + j);
       i--;
     }
@@ -349,9 +398,9 @@ export class WindowOperator {
    * Serialises the state of one key group: the operator watermark and, per key (sorted), its
    * open windows and accumulators. Binary layout (little-endian, see core/codec/bytes.ts):
    * ```
-   * u8 magic 'F', u8 version 1, u8 stride, f64 operatorWatermark, u32 keyCount
+   * u8 magic 'F', u8 version 2, u8 stride, f64 operatorWatermark, u32 keyCount
    * per key: string key, u8 keyValueCount, per value: u8 tag (0 null, 1 string, 2 number, 3 bool) + value,
-   *          u32 windowCount, per window: f64 start, f64 end, stride × f64 accumulator
+   *          u32 windowCount, per window: f64 start, f64 end, u8 fired, stride × f64 accumulator
    * ```
    * The returned bytes are a fresh buffer, owned by the caller (safe to transfer).
    */
@@ -374,6 +423,7 @@ export class WindowOperator {
       for (let i = 0; i < kw.n; i++) {
         w.f64(kw.starts[i]);
         w.f64(kw.ends[i]);
+        w.u8(kw.fired[i]);
         for (let j = 0; j < this.stride; j++) w.f64(kw.acc[i * this.stride + j]);
       }
     }
@@ -424,10 +474,13 @@ export class WindowOperator {
       for (let i = 0; i < n; i++) {
         const start = r.f64();
         const end = r.f64();
+        const fired = r.u8();
         const idx = kw.n;
         this.insertWindow(kw, idx, start, end);
+        kw.fired[idx] = fired;
         for (let j = 0; j < stride; j++) kw.acc[idx * stride + j] = r.f64();
-        this.addTimer(end, kw);
+        if (fired === 0) this.addTimer(end, kw);
+        if (this.latenessMs > 0) this.addTimer(end + this.latenessMs, kw);
       }
       this.resortAll(kw);
     }

@@ -120,8 +120,11 @@ describe('WindowOperator', () => {
     expect(() => op.processElement({ id: 'a', t: 1 }, T0, 0)).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
   });
 
-  it('does not support allowed lateness above zero yet', () => {
-    expect(() => make({ window: { ...tumbling10s, allowedLatenessMs: 1000 } })).toThrow(
+  it('rejects allowed lateness with session windows and a negative lateness', () => {
+    expect(() => make({ window: { type: 'session', gapMs: 5000, allowedLatenessMs: 1000 } })).toThrow(
+      expect.objectContaining({ code: 'SPEC_INVALID' }),
+    );
+    expect(() => make({ window: { ...tumbling10s, allowedLatenessMs: -1 } })).toThrow(
       expect.objectContaining({ code: 'SPEC_INVALID' }),
     );
   });
@@ -204,5 +207,68 @@ describe('WindowOperator snapshots', () => {
     expect(() => make().op.restoreKeyGroup(kg, new Uint8Array([1, 2, 3]))).toThrow(
       expect.objectContaining({ code: 'PROTOCOL' }),
     );
+  });
+});
+
+describe('WindowOperator with allowed lateness', () => {
+  const lateness5s: WindowSpec = { ...tumbling10s, allowedLatenessMs: 5000 };
+  const view = (rows: Row[]) => rows.map((r) => [(r.windowStart as number) - T0, r.count, r.max]);
+
+  //  [0, 10s) fires at W = 10 s, takes updates until W = 15 s, then is gone
+  it('fires on time, emits an updated row per reading within the lateness, then drops', () => {
+    const { op, emitted, late } = make({ window: lateness5s });
+    op.processElement({ id: 'a', t: 1 }, T0 + 1000, T0 + 1000);
+    op.processWatermark(T0 + 10_000);
+    expect(view(emitted)).toEqual([[0, 1, 1]]);
+    op.processElement({ id: 'a', t: 7 }, T0 + 2000, T0 + 12_000);
+    expect(view(emitted)).toEqual([
+      [0, 1, 1],
+      [0, 2, 7],
+    ]);
+    op.processWatermark(T0 + 15_000);
+    op.processElement({ id: 'a', t: 9 }, T0 + 3000, T0 + 15_000);
+    expect(late).toHaveLength(1);
+    op.endOfInput();
+    expect(emitted).toHaveLength(2);
+    expect(op.openWindows).toBe(0);
+  });
+
+  it('emits the same rows whether the operator watermark lags the record tag or not', () => {
+    const run = (lagging: boolean) => {
+      const m = make({ window: lateness5s });
+      m.op.processElement({ id: 'a', t: 1 }, T0 + 1000, T0 + 1000);
+      if (!lagging) m.op.processWatermark(T0 + 12_000);
+      m.op.processElement({ id: 'a', t: 7 }, T0 + 2000, T0 + 12_000);
+      m.op.processWatermark(T0 + 12_000);
+      m.op.endOfInput();
+      return view(m.emitted);
+    };
+    expect(run(true)).toEqual(run(false));
+    expect(run(true)).toEqual([
+      [0, 1, 1],
+      [0, 2, 7],
+    ]);
+  });
+
+  it('opens a new window for a reading within the lateness of a window that got nothing on time', () => {
+    const { op, emitted } = make({ window: lateness5s });
+    op.processWatermark(T0 + 12_000);
+    op.processElement({ id: 'b', t: 4 }, T0 + 4000, T0 + 12_000);
+    expect(view(emitted)).toEqual([[0, 1, 4]]);
+    op.endOfInput();
+    expect(emitted).toHaveLength(1);
+  });
+
+  it('keeps the fired flag through a snapshot', () => {
+    const a = make({ window: lateness5s });
+    a.op.processElement({ id: 'a', t: 1 }, T0 + 1000, T0 + 1000);
+    a.op.processWatermark(T0 + 11_000);
+    const kg = keyGroupOf('a', 128);
+    const b = make({ window: lateness5s });
+    b.op.restoreKeyGroup(kg, a.op.snapshotKeyGroup(kg));
+    expect(b.op.currentWatermark).toBe(T0 + 11_000);
+    b.op.processElement({ id: 'a', t: 8 }, T0 + 2000, T0 + 11_000);
+    b.op.endOfInput();
+    expect(view(b.emitted)).toEqual([[0, 2, 8]]);
   });
 });

@@ -15,7 +15,7 @@ import type { JobSpec } from './types.js';
  */
 export function parseSpecText(text: string, what = 'job spec'): unknown {
   try {
-    return YAML.parse(text, { prettyErrors: false });
+    return YAML.parse(text);
   } catch (e) {
     const err = e as { linePos?: { line: number; col: number }[]; message?: string };
     const pos = err.linePos?.[0];

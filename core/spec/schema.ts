@@ -44,7 +44,7 @@ import * as z from 'zod';
 import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { EngineError } from '../errors/index.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
-import { sourceExprFields } from './fields.js';
+import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import type {
   AggregateKind,
   AggregateSpec,
@@ -454,6 +454,33 @@ function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Pr
   return source;
 }
 
+/**
+ * When the source block has problems, the fields its rows would have, as far as they can be
+ * told (so step problems are still reported); undefined when not even the columns are readable.
+ */
+function bestEffortFields(raw: unknown): ExprFields | undefined {
+  if (!isObject(raw)) return undefined;
+  if (raw.type === 'generator') return { ...GENERATOR_FIELDS };
+  if (raw.type !== 'file') return undefined;
+  const cols = z.array(column).safeParse(raw.columns);
+  if (!cols.success) return undefined;
+  const fields: ExprFields = {};
+  const melt = isObject(raw.melt) ? raw.melt : undefined;
+  const melted = new Set(Array.isArray(melt?.columns) ? melt.columns : []);
+  for (const c of cols.data.map(normaliseColumn)) {
+    if (!melted.has(c.name)) fields[c.name] = c.nullable ? 'dyn' : c.type;
+  }
+  if (melt && typeof melt.nameField === 'string') fields[melt.nameField] = 'string';
+  if (melt && typeof melt.valueField === 'string') {
+    fields[melt.valueField] = typeof melt.valueType === 'string' ? (TYPE_ALIASES[melt.valueType] ?? 'double') : 'double';
+  }
+  const et = isObject(raw.eventTime) ? raw.eventTime : {};
+  if (typeof et.outputField === 'string') fields[et.outputField] = 'int';
+  else if (et.unit === undefined) fields[fields.timestamp === undefined ? 'timestamp' : 'eventTimeMs'] = 'int';
+  else if (typeof et.field === 'string') fields[et.field] = 'int';
+  return fields;
+}
+
 function checkCel(expr: string, fields: ExprFields, at: PathPart[], problems: Problems, bool: boolean): string | undefined {
   try {
     const t = checkExpression(expr, fields);
@@ -743,7 +770,7 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
 
   const source = 'source' in raw ? normaliseSource(raw.source, baseDir, problems) : undefined;
   const steps = Array.isArray(raw.steps)
-    ? normaliseSteps(raw.steps, source ? sourceExprFields(source) : undefined, maxParallelism, problems)
+    ? normaliseSteps(raw.steps, source ? sourceExprFields(source) : bestEffortFields(raw.source), maxParallelism, problems)
     : undefined;
   const sink = 'sink' in raw ? normaliseSink(raw.sink, 'sink', false, baseDir, problems) : undefined;
   const deadLetter =

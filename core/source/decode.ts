@@ -19,7 +19,7 @@
 import { EngineError } from '../errors/index.js';
 import { compileRule } from '../expr/cel.js';
 import { sourceExprFields } from '../spec/fields.js';
-import type { ColumnSpec, FileSourceSpec, FieldType, Row, SourceSpec, Value } from '../spec/types.js';
+import type { ColumnSpec, FieldType, FileSourceSpec, Row, SourceSpec, Value } from '../spec/types.js';
 import { compileTimestampParser, type TimestampParser } from '../time/timestamps.js';
 import { splitCells } from './csv.js';
 
@@ -95,7 +95,7 @@ function fastDecimal(s: string): number {
 /** Parses a numeric cell; returns NUM_ERR when it is not a plain decimal number. */
 function toNumber(cell: string, decimalComma: boolean): number | typeof NUM_ERR {
   const f = fastDecimal(cell);
-  if (f === f) return f;
+  if (!Number.isNaN(f)) return f;
   let s = cell;
   if (decimalComma) {
     if (s.indexOf(',') !== -1) s = s.replace(',', '.');
@@ -228,7 +228,7 @@ export class LineDecoder {
       case 'string':
         // cells of 13+ chars may be V8 slices of a whole 256 KiB chunk string; copy them so a
         // string kept in state (a key) does not retain the chunk
-        return cell.length < 13 ? cell : (cell + '\u0000').slice(0, -1);
+        return cell.length < 13 ? cell : `${cell}\u0000`.slice(0, -1);
       case 'double': {
         const n = toNumber(cell, this.decimalComma);
         if (n === NUM_ERR) {

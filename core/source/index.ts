@@ -8,8 +8,8 @@ import type { SourcePosition, SourceReader } from './types.js';
 
 export { FileSourceReader } from './file.js';
 export { GeneratorReader } from './generator.js';
-export { newSourceBatch } from './types.js';
 export type { SourceBatch, SourcePosition, SourceReader } from './types.js';
+export { newSourceBatch } from './types.js';
 
 /**
  * Creates the reader of source subtask `subtask` (0-based) out of `parallelism` subtasks.
@@ -25,7 +25,12 @@ export type { SourceBatch, SourcePosition, SourceReader } from './types.js';
  * @throws EngineError `EXPR_INVALID` when a validate rule does not compile. Open errors
  * (`SOURCE_IO`) surface on the first poll.
  */
-export function createSourceReader(spec: SourceSpec, subtask: number, parallelism: number, restore?: SourcePosition): SourceReader {
+export function createSourceReader(
+  spec: SourceSpec,
+  subtask: number,
+  parallelism: number,
+  restore?: SourcePosition,
+): SourceReader {
   const units = spec.type === 'file' ? spec.paths.length : spec.splits;
   const mine: number[] = [];
   for (let u = subtask; u < units; u += parallelism) mine.push(u);

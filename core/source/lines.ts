@@ -115,9 +115,7 @@ export class LineReader {
   async open(): Promise<void> {
     let gzip: boolean;
     try {
-      gzip =
-        this.opts.compression === 'gzip' ||
-        (this.opts.compression === 'auto' && (await isGzipFile(this.path)));
+      gzip = this.opts.compression === 'gzip' || (this.opts.compression === 'auto' && (await isGzipFile(this.path)));
     } catch (e) {
       throw new EngineError('SOURCE_IO', `cannot open ${this.path}: ${(e as Error).message}`, { cause: e });
     }
@@ -288,7 +286,8 @@ export class LineReader {
     if (this.skipping) return;
     if (this.carryLen + rest > this.max) {
       // start discarding: keep only the head for the dead letter
-      const head = this.carryLen > 0 ? Buffer.concat([...this.carry, buf.subarray(pos, pos + RAW_LIMIT)]) : buf.subarray(pos);
+      const head =
+        this.carryLen > 0 ? Buffer.concat([...this.carry, buf.subarray(pos, pos + RAW_LIMIT)]) : buf.subarray(pos);
       this.skipHead = Buffer.from(head.subarray(0, RAW_LIMIT));
       this.carry.length = 0;
       this.carryLen = 0;

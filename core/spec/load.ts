@@ -125,7 +125,8 @@ export function loadJobSpecFile(file: string, sets: readonly string[] = []): Job
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String((e as Error).message);
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String((e as Error).message);
     throw new EngineError('SPEC_NOT_FOUND', `cannot read job spec ${file}: ${why}`, { cause: e });
   }
   const raw = applySets(parseSpecText(text, `job spec ${file}`), sets);

@@ -41,8 +41,8 @@
  */
 import path from 'node:path';
 import * as z from 'zod';
-import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { EngineError } from '../errors/index.js';
+import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import type {
@@ -100,7 +100,9 @@ const fieldType = z.string().refine((t) => t in TYPE_ALIASES, {
 });
 
 const columnObject = z.strictObject({ name: nonEmpty(), type: fieldType, nullable: z.boolean().optional() });
-const columnShorthand = z.string().regex(/^[^:\s?]+(\??|:[A-Za-z]+\??)$/, { error: 'expected "name:type" or { name, type }' });
+const columnShorthand = z
+  .string()
+  .regex(/^[^:\s?]+(\??|:[A-Za-z]+\??)$/, { error: 'expected "name:type" or { name, type }' });
 const column = z.union([columnShorthand, columnObject], { error: 'expected "name:type" or { name, type }' });
 
 const watermarkSchema = z.strictObject({
@@ -154,7 +156,10 @@ const generatorSourceSchema = z.strictObject({
   type: z.literal('generator'),
   sensors: posInt().default(100),
   count: nonNegInt(),
-  ratePerSec: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).default(1000),
+  ratePerSec: z
+    .number({ error: 'expected a positive number' })
+    .positive({ error: 'expected a positive number' })
+    .default(1000),
   seed: anyInt().default(0),
   startMs: anyInt().default(1_717_200_000_000),
   jitterMs: nonNegInt().default(0),
@@ -223,10 +228,16 @@ function describe(v: unknown): string {
   return String(v);
 }
 
-const errorMap = (iss: { code: string; input?: unknown; expected?: unknown; values?: unknown[] }): string | undefined => {
+const errorMap = (iss: {
+  code: string;
+  input?: unknown;
+  expected?: unknown;
+  values?: unknown[];
+}): string | undefined => {
   if (iss.code === 'invalid_type') {
     if (iss.input === undefined) return 'required';
-    const exp = iss.expected === 'array' ? 'a list' : iss.expected === 'object' ? 'an object' : `a ${String(iss.expected)}`;
+    const exp =
+      iss.expected === 'array' ? 'a list' : iss.expected === 'object' ? 'an object' : `a ${String(iss.expected)}`;
     return `expected ${exp}, got ${describe(iss.input)}`;
   }
   if (iss.code === 'invalid_value' && Array.isArray(iss.values)) {
@@ -271,7 +282,9 @@ function normaliseColumn(c: string | { name: string; type: string; nullable?: bo
   if (typeof c === 'string') {
     const [name, rawType] = c.split(':') as [string, string | undefined];
     if (rawType === undefined) {
-      return name.endsWith('?') ? { name: name.slice(0, -1), type: 'string', nullable: true } : { name, type: 'string', nullable: false };
+      return name.endsWith('?')
+        ? { name: name.slice(0, -1), type: 'string', nullable: true }
+        : { name, type: 'string', nullable: false };
     }
     const nullable = rawType.endsWith('?');
     const t = nullable ? rawType.slice(0, -1) : rawType;
@@ -284,7 +297,8 @@ function checkShorthandTypes(cols: unknown[], problems: Problems): void {
   cols.forEach((c, i) => {
     if (typeof c !== 'string' || !c.includes(':')) return;
     const t = (c.split(':')[1] ?? '').replace(/\?$/, '').toLowerCase();
-    if (!(t in TYPE_ALIASES)) problems.add(['source', 'columns', i], `unknown type "${t}" (string | double | int | bool)`);
+    if (!(t in TYPE_ALIASES))
+      problems.add(['source', 'columns', i], `unknown type "${t}" (string | double | int | bool)`);
   });
 }
 
@@ -309,7 +323,8 @@ function normaliseEventTime(
     const sub: PathPart[] = raw.fields ? ['fields', i] : ['field'];
     if (!columns.has(f)) fail(sub, `unknown column "${f}"`);
     else if (melted.has(f)) fail(sub, `column "${f}" is melted`);
-    else if (raw.unit === undefined && columns.get(f)?.type !== 'string') fail(sub, `column "${f}" must be a string for format / iso`);
+    else if (raw.unit === undefined && columns.get(f)?.type !== 'string')
+      fail(sub, `column "${f}" must be a string for format / iso`);
     else if (raw.unit !== undefined && columns.get(f)?.type === 'bool') fail(sub, `column "${f}" must be a number`);
   });
   const timeZone = raw.timeZone ?? 'UTC';
@@ -346,7 +361,11 @@ function validateRules(raw: { rule: string; reason?: string | undefined }[]) {
   return raw.map((r) => ({ rule: r.rule, reason: r.reason ?? `rule failed: ${r.rule}` }));
 }
 
-function normaliseFileSource(rawIn: Record<string, unknown>, baseDir: string | undefined, problems: Problems): FileSourceSpec | undefined {
+function normaliseFileSource(
+  rawIn: Record<string, unknown>,
+  baseDir: string | undefined,
+  problems: Problems,
+): FileSourceSpec | undefined {
   if (Array.isArray(rawIn.columns)) checkShorthandTypes(rawIn.columns, problems);
   const raw = problems.parse(fileSourceSchema, rawIn, ['source']);
   if (!raw) return undefined;
@@ -357,12 +376,14 @@ function normaliseFileSource(rawIn: Record<string, unknown>, baseDir: string | u
   };
   if ((raw.path === undefined) === (raw.paths === undefined)) fail([], 'set exactly one of path, paths');
   const given = raw.paths ?? (raw.path !== undefined ? [raw.path] : []);
-  const format = raw.format ?? (given.every((p) => /\.(jsonl|ndjson)(\.gz)?$/i.test(p)) && given.length > 0 ? 'jsonl' : 'csv');
+  const format =
+    raw.format ?? (given.every((p) => /\.(jsonl|ndjson)(\.gz)?$/i.test(p)) && given.length > 0 ? 'jsonl' : 'csv');
   let delimiter = raw.delimiter ?? ',';
   if (delimiter.length > 1 && delimiter.trim().length === 1) delimiter = delimiter.trim();
   else if (delimiter.length > 1) fail(['delimiter'], 'expected a single character (optionally with spaces around it)');
   if (delimiter === '"') fail(['delimiter'], 'cannot be a double quote');
-  if (raw.decimalComma && delimiter === ',' && format === 'csv') fail(['decimalComma'], 'needs a delimiter other than ","');
+  if (raw.decimalComma && delimiter === ',' && format === 'csv')
+    fail(['decimalComma'], 'needs a delimiter other than ","');
   const columns = raw.columns.map(normaliseColumn);
   const byName = new Map<string, ColumnSpec>();
   columns.forEach((c, i) => {
@@ -382,7 +403,8 @@ function normaliseFileSource(rawIn: Record<string, unknown>, baseDir: string | u
     const valueType = m.valueType !== undefined ? (TYPE_ALIASES[m.valueType] as FieldType) : 'double';
     for (const c of m.columns) {
       const col = byName.get(c);
-      if (col && col.type !== valueType) fail(['melt', 'columns'], `column "${c}" is ${col.type}, melt valueType is ${valueType}`);
+      if (col && col.type !== valueType)
+        fail(['melt', 'columns'], `column "${c}" is ${col.type}, melt valueType is ${valueType}`);
     }
     for (const k of ['nameField', 'valueField'] as const) {
       if (byName.has(m[k]) && !melted.has(m[k])) fail(['melt', k], `"${m[k]}" is already a column`);
@@ -449,7 +471,9 @@ function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Pr
   }
   if (source) {
     const fields = sourceExprFields(source);
-    source.validate.forEach((v, i) => checkCel(v.rule, fields, ['source', 'validate', i, 'rule'], problems, true));
+    source.validate.forEach((v, i) => {
+      checkCel(v.rule, fields, ['source', 'validate', i, 'rule'], problems, true);
+    });
   }
   return source;
 }
@@ -472,7 +496,8 @@ function bestEffortFields(raw: unknown): ExprFields | undefined {
   }
   if (melt && typeof melt.nameField === 'string') fields[melt.nameField] = 'string';
   if (melt && typeof melt.valueField === 'string') {
-    fields[melt.valueField] = typeof melt.valueType === 'string' ? (TYPE_ALIASES[melt.valueType] ?? 'double') : 'double';
+    fields[melt.valueField] =
+      typeof melt.valueType === 'string' ? (TYPE_ALIASES[melt.valueType] ?? 'double') : 'double';
   }
   const et = isObject(raw.eventTime) ? raw.eventTime : {};
   if (typeof et.outputField === 'string') fields[et.outputField] = 'int';
@@ -481,7 +506,13 @@ function bestEffortFields(raw: unknown): ExprFields | undefined {
   return fields;
 }
 
-function checkCel(expr: string, fields: ExprFields, at: PathPart[], problems: Problems, bool: boolean): string | undefined {
+function checkCel(
+  expr: string,
+  fields: ExprFields,
+  at: PathPart[],
+  problems: Problems,
+  bool: boolean,
+): string | undefined {
   try {
     const t = checkExpression(expr, fields);
     if (bool && t !== 'bool' && t !== 'dyn') {
@@ -533,7 +564,10 @@ function normaliseSteps(
       if (k !== 'parallelism' && !(STEP_KINDS as readonly string[]).includes(k)) fail([...at, k], 'unknown field');
     }
     if (present.length !== 1) {
-      fail(at, `expected exactly one of ${STEP_KINDS.join(', ')}${present.length ? `, got ${present.join(', ')}` : ''}`);
+      fail(
+        at,
+        `expected exactly one of ${STEP_KINDS.join(', ')}${present.length ? `, got ${present.join(', ')}` : ''}`,
+      );
       return;
     }
     const kind = present[0] as StepKind;
@@ -546,7 +580,8 @@ function normaliseSteps(
       } else {
         const p = problems.parse(posInt(), raw.parallelism, [...at, 'parallelism']);
         if (p === undefined) ok = false;
-        else if (kind === 'window' && p > maxParallelism) fail([...at, 'parallelism'], `must be at most maxParallelism (${maxParallelism})`);
+        else if (kind === 'window' && p > maxParallelism)
+          fail([...at, 'parallelism'], `must be at most maxParallelism (${maxParallelism})`);
         else parallelism = p;
       }
     }
@@ -558,7 +593,7 @@ function normaliseSteps(
           fail([...at, 'filter'], 'expected a CEL expression');
           return;
         }
-        if (fields) checkCel(body, fields, [...at, 'filter'], problems, true) ?? (ok = false);
+        if (fields && checkCel(body, fields, [...at, 'filter'], problems, true) === undefined) ok = false;
         steps.push(withP({ kind: 'filter', expr: body }));
         return;
       }
@@ -640,7 +675,8 @@ function normaliseSteps(
           if (fields) {
             const t = fields[field];
             if (t === undefined) fail(sub, `unknown field "${field}"`);
-            else if (t !== 'int' && t !== 'double') fail(sub, `field "${field}" is ${t === 'dyn' ? 'nullable' : t}, expected a non-null number`);
+            else if (t !== 'int' && t !== 'double')
+              fail(sub, `field "${field}" is ${t === 'dyn' ? 'nullable' : t}, expected a non-null number`);
           }
           aggs.push({ output, kind: aggKind, field });
         }
@@ -708,7 +744,13 @@ function normaliseWindow(body: unknown, at: PathPart[], problems: Problems): Win
 // ---------------------------------------------------------------------------------------------
 // sinks
 
-function normaliseSink(raw: unknown, at: string, sideOutput: boolean, baseDir: string | undefined, problems: Problems): SinkSpec | undefined {
+function normaliseSink(
+  raw: unknown,
+  at: string,
+  sideOutput: boolean,
+  baseDir: string | undefined,
+  problems: Problems,
+): SinkSpec | undefined {
   if (!isObject(raw)) {
     problems.add([at], `expected an object, got ${describe(raw)}`);
     return undefined;
@@ -731,11 +773,19 @@ function normaliseSink(raw: unknown, at: string, sideOutput: boolean, baseDir: s
     if (s.url !== undefined) out.url = s.url;
     return out;
   }
-  problems.add([at, 'type'], `expected ${sideOutput ? 'file | stdout' : 'file | stdout | redis'}, got ${describe(raw.type)}`);
+  problems.add(
+    [at, 'type'],
+    `expected ${sideOutput ? 'file | stdout' : 'file | stdout | redis'}, got ${describe(raw.type)}`,
+  );
   return undefined;
 }
 
-function sideOutputDefault(sink: SinkSpec | undefined, name: string, suffix: string, baseDir: string | undefined): FileSinkSpec {
+function sideOutputDefault(
+  sink: SinkSpec | undefined,
+  name: string,
+  suffix: string,
+  baseDir: string | undefined,
+): FileSinkSpec {
   if (sink?.type === 'file') {
     const ext = path.extname(sink.path);
     const stem = ext === '' ? sink.path : sink.path.slice(0, -ext.length);
@@ -766,17 +816,26 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
   const top = problems.parse(topSchema, raw, []);
   const name = top?.name ?? (typeof raw.name === 'string' ? raw.name : 'job');
   const maxParallelism = top?.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
-  if (top && top.parallelism > maxParallelism) problems.add(['parallelism'], `must be at most maxParallelism (${maxParallelism})`);
+  if (top && top.parallelism > maxParallelism)
+    problems.add(['parallelism'], `must be at most maxParallelism (${maxParallelism})`);
 
   const source = 'source' in raw ? normaliseSource(raw.source, baseDir, problems) : undefined;
   const steps = Array.isArray(raw.steps)
-    ? normaliseSteps(raw.steps, source ? sourceExprFields(source) : bestEffortFields(raw.source), maxParallelism, problems)
+    ? normaliseSteps(
+        raw.steps,
+        source ? sourceExprFields(source) : bestEffortFields(raw.source),
+        maxParallelism,
+        problems,
+      )
     : undefined;
   const sink = 'sink' in raw ? normaliseSink(raw.sink, 'sink', false, baseDir, problems) : undefined;
   const deadLetter =
     raw.deadLetter === undefined
       ? sideOutputDefault(sink, name, 'deadletter', baseDir)
-      : (normaliseSink(raw.deadLetter, 'deadLetter', true, baseDir, problems) as FileSinkSpec | StdoutSinkSpec | undefined);
+      : (normaliseSink(raw.deadLetter, 'deadLetter', true, baseDir, problems) as
+          | FileSinkSpec
+          | StdoutSinkSpec
+          | undefined);
   const lateData =
     raw.lateData === undefined
       ? sideOutputDefault(sink, name, 'late', baseDir)
@@ -801,9 +860,13 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
 function invalid(list: string[]): EngineError {
   const shown = list.slice(0, 3).join('; ');
   const more = list.length > 3 ? ` (and ${list.length - 3} more)` : '';
-  return new EngineError('SPEC_INVALID', `invalid job spec: ${list.length} problem${list.length === 1 ? '' : 's'}: ${shown}${more}`, {
-    problems: [...list],
-  });
+  return new EngineError(
+    'SPEC_INVALID',
+    `invalid job spec: ${list.length} problem${list.length === 1 ? '' : 's'}: ${shown}${more}`,
+    {
+      problems: [...list],
+    },
+  );
 }
 
 /** Serialises a normalised JobSpec for the wire (gRPC carries it as JSON text). */
@@ -823,7 +886,13 @@ export function jobSpecFromJson(text: string): JobSpec {
   } catch (e) {
     throw new EngineError('SPEC_INVALID', 'job spec is not valid JSON', { cause: e });
   }
-  if (!isObject(v) || typeof v.name !== 'string' || !isObject(v.source) || !Array.isArray(v.steps) || !isObject(v.sink)) {
+  if (
+    !isObject(v) ||
+    typeof v.name !== 'string' ||
+    !isObject(v.source) ||
+    !Array.isArray(v.steps) ||
+    !isObject(v.sink)
+  ) {
     throw new EngineError('SPEC_INVALID', 'job spec JSON lacks name, source, steps or sink');
   }
   return v as unknown as JobSpec;

@@ -63,7 +63,8 @@ export function compileTimestampParser(spec: EventTimeSpec): TimestampParser {
       if (value === null || value === '') return 'missing timestamp';
       if (typeof value !== 'string') return `unparseable timestamp "${show(value)}"`;
       const t = value.trim();
-      if (t === '' || !/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(t)) return `unparseable timestamp "${show(value)}"`;
+      if (t === '' || !/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(t))
+        return `unparseable timestamp "${show(value)}"`;
       return fromNumber(Number(t), value);
     };
   }

@@ -61,7 +61,10 @@ describe('compileFilter', () => {
 
 describe('compileMap', () => {
   it('returns a new row with added and replaced fields; ints come back as numbers', () => {
-    const m = compileMap({ tempF: 'temperature * 9 / 5 + 32', whole: 'int(temperature)', sensorId: '"x-" + sensorId' }, fields);
+    const m = compileMap(
+      { tempF: 'temperature * 9 / 5 + 32', whole: 'int(temperature)', sensorId: '"x-" + sensorId' },
+      fields,
+    );
     const input = { sensorId: 's1', temperature: 21.5 };
     const out = m(input);
     // 21.5 * 9 / 5 + 32 = 70.7
@@ -76,7 +79,12 @@ describe('compileMap', () => {
   });
 
   it('infers output types', () => {
-    expect(inferMapTypes({ a: 'temperature * 2', b: 'int(temperature)', c: 'sensorId + "!"', d: 'temperature > 1.0' }, fields)).toEqual({
+    expect(
+      inferMapTypes(
+        { a: 'temperature * 2', b: 'int(temperature)', c: 'sensorId + "!"', d: 'temperature > 1.0' },
+        fields,
+      ),
+    ).toEqual({
       a: 'double',
       b: 'int',
       c: 'string',

@@ -7,7 +7,8 @@ import { readFile, readSplit, sourceSpec, tempFiles } from './helpers.js';
 
 describe('energydata: quoted, padded cells, scientific notation, CRLF, melt', () => {
   const header = '"date","Appliances","lights","T1","T2","T6","T_out"';
-  const l1 = '"2016-01-11 17:00:00","  60","30","19.890000000000001","19.199999999999999"," 7.026666666666669947"," 6.5999999999999996e+00"';
+  const l1 =
+    '"2016-01-11 17:00:00","  60","30","19.890000000000001","19.199999999999999"," 7.026666666666669947"," 6.5999999999999996e+00"';
   const l2 = '"2016-01-11 17:10:00","  50","30","19.89","19.2","-6.07","-1.0e-01"';
   const source = {
     header: true,
@@ -24,7 +25,7 @@ describe('energydata: quoted, padded cells, scientific notation, CRLF, melt', ()
       lights: 30,
       T1: 19.890000000000001,
       T2: 19.199999999999999,
-      T6: 7.026666666666669947,
+      T6: Number('7.026666666666669947'),
       T_out: 6.6,
       timestamp: Date.UTC(2016, 0, 11, 17, 0, 0),
     });
@@ -34,10 +35,24 @@ describe('energydata: quoted, padded cells, scientific notation, CRLF, melt', ()
 
   it('melts T1, T2, T6 into one reading per room, relabelled', async () => {
     const r = await readFile(
-      { ...source, melt: { columns: ['T1', 'T2', 'T6'], nameField: 'room', valueField: 'temperature', names: { T1: 'kitchen', T6: 'outside' } } },
+      {
+        ...source,
+        melt: {
+          columns: ['T1', 'T2', 'T6'],
+          nameField: 'room',
+          valueField: 'temperature',
+          names: { T1: 'kitchen', T6: 'outside' },
+        },
+      },
       `${header}\r\n${l2}\r\n`,
     );
-    const base = { date: '2016-01-11 17:10:00', Appliances: 50, lights: 30, T_out: -0.1, timestamp: Date.UTC(2016, 0, 11, 17, 10) };
+    const base = {
+      date: '2016-01-11 17:10:00',
+      Appliances: 50,
+      lights: 30,
+      T_out: -0.1,
+      timestamp: Date.UTC(2016, 0, 11, 17, 10),
+    };
     expect(r.rows).toEqual([
       { ...base, room: 'kitchen', temperature: 19.89 },
       { ...base, room: 'T2', temperature: 19.2 },
@@ -47,7 +62,10 @@ describe('energydata: quoted, padded cells, scientific notation, CRLF, melt', ()
 
   it('rejects the whole line when one melted cell is bad', async () => {
     const bad = '"2016-01-11 17:20:00","50","30","19.89","oops","1","2"';
-    const r = await readFile({ ...source, melt: { columns: ['T1', 'T2'], nameField: 'room', valueField: 'temperature' } }, `${header}\n${bad}\n`);
+    const r = await readFile(
+      { ...source, melt: { columns: ['T1', 'T2'], nameField: 'room', valueField: 'temperature' } },
+      `${header}\n${bad}\n`,
+    );
     expect(r.rows).toEqual([]);
     expect(r.deadLetters.map((d) => d.reason)).toEqual(['column T2: expected a number, got "oops"']);
   });
@@ -75,7 +93,16 @@ describe('UCI occupancy: 7-name header, 8 fields per row', () => {
     const r = await readFile(
       {
         header: true,
-        columns: ['row', 'date', 'temperature:double', 'humidity:double', 'light:double', 'co2:double', 'humidityRatio:double', 'occupancy:int'],
+        columns: [
+          'row',
+          'date',
+          'temperature:double',
+          'humidity:double',
+          'light:double',
+          'co2:double',
+          'humidityRatio:double',
+          'occupancy:int',
+        ],
         eventTime: { field: 'date', format: 'yyyy-MM-dd HH:mm:ss', timeZone: 'Europe/Brussels' },
       },
       `${text}\n`,
@@ -98,17 +125,31 @@ describe('IOT-temp: day-first dd-MM-yyyy HH:mm', () => {
       '__export__.temp_log_196131_7bca51bc,Room Admin,03-11-2018 23:59,41,Out',
     ].join('\n');
     const r = await readFile(
-      { header: true, columns: ['id', 'room', 'noted_date', 'temp:int', 'inOut'], eventTime: { field: 'noted_date', format: 'dd-MM-yyyy HH:mm' } },
+      {
+        header: true,
+        columns: ['id', 'room', 'noted_date', 'temp:int', 'inOut'],
+        eventTime: { field: 'noted_date', format: 'dd-MM-yyyy HH:mm' },
+      },
       `${text}\n`,
     );
     expect(r.timestamps).toEqual([Date.UTC(2018, 11, 8, 9, 30), Date.UTC(2018, 10, 3, 23, 59)]);
-    expect(r.rows[0]).toMatchObject({ id: '__export__.temp_log_196134_bd201015', room: 'Room Admin', temp: 29, inOut: 'In' });
+    expect(r.rows[0]).toMatchObject({
+      id: '__export__.temp_log_196134_bd201015',
+      room: 'Room Admin',
+      temp: 29,
+      inOut: 'In',
+    });
   });
 });
 
 describe('SML2010: split date and time, hours without a leading zero, CRLF', () => {
   it('joins Date and Time and reads H:mm', async () => {
-    const text = ['1:Date,2:Time,3:Temperature_Comedor_Sensor', '13/03/2012,11:45,18.1875', '14/03/2012,0:00,17.5', '14/03/2012,2:15,17.25'].join('\r\n');
+    const text = [
+      '1:Date,2:Time,3:Temperature_Comedor_Sensor',
+      '13/03/2012,11:45,18.1875',
+      '14/03/2012,0:00,17.5',
+      '14/03/2012,2:15,17.25',
+    ].join('\r\n');
     const r = await readFile(
       {
         header: true,
@@ -118,25 +159,69 @@ describe('SML2010: split date and time, hours without a leading zero, CRLF', () 
       `${text}\r\n`,
     );
     expect(r.deadLetters).toEqual([]);
-    expect(r.timestamps).toEqual([Date.UTC(2012, 2, 13, 11, 45), Date.UTC(2012, 2, 14, 0, 0), Date.UTC(2012, 2, 14, 2, 15)]);
-    expect(r.rows[1]).toEqual({ date: '14/03/2012', time: '0:00', temperature: 17.5, timestamp: Date.UTC(2012, 2, 14) });
+    expect(r.timestamps).toEqual([
+      Date.UTC(2012, 2, 13, 11, 45),
+      Date.UTC(2012, 2, 14, 0, 0),
+      Date.UTC(2012, 2, 14, 2, 15),
+    ]);
+    expect(r.rows[1]).toEqual({
+      date: '14/03/2012',
+      time: '0:00',
+      temperature: 17.5,
+      timestamp: Date.UTC(2012, 2, 14),
+    });
   });
 });
 
 describe('ULB library: space separated, decimal comma, latin-1 0xA0 thousands separator', () => {
-  const columns = ['ts:int', 'node:int', 'seq:int', 'internalTemp:double', 'voltage:double', 'humidity:double', 'temperature:double', 'par:double', 'tsr:double'];
+  const columns = [
+    'ts:int',
+    'node:int',
+    'seq:int',
+    'internalTemp:double',
+    'voltage:double',
+    'humidity:double',
+    'temperature:double',
+    'par:double',
+    'tsr:double',
+  ];
   const r1 = '1163438041250 20 1 21,21 2,81 51,53 22,08 20 28';
-  const r3 = Buffer.concat([Buffer.from('1163497985546 20 1'), Buffer.from([0xa0]), Buffer.from('000 21,21 2,68 52,11 22,14 41 42')]);
+  const r3 = Buffer.concat([
+    Buffer.from('1163497985546 20 1'),
+    Buffer.from([0xa0]),
+    Buffer.from('000 21,21 2,68 52,11 22,14 41 42'),
+  ]);
 
   it('reads decimal commas', async () => {
-    const r = await readFile({ delimiter: ' ', decimalComma: true, columns, eventTime: { field: 'ts', unit: 'ms' } }, `${r1}\n`);
-    expect(r.rows).toEqual([{ ts: 1163438041250, node: 20, seq: 1, internalTemp: 21.21, voltage: 2.81, humidity: 51.53, temperature: 22.08, par: 20, tsr: 28 }]);
+    const r = await readFile(
+      { delimiter: ' ', decimalComma: true, columns, eventTime: { field: 'ts', unit: 'ms' } },
+      `${r1}\n`,
+    );
+    expect(r.rows).toEqual([
+      {
+        ts: 1163438041250,
+        node: 20,
+        seq: 1,
+        internalTemp: 21.21,
+        voltage: 2.81,
+        humidity: 51.53,
+        temperature: 22.08,
+        par: 20,
+        tsr: 28,
+      },
+    ]);
   });
 
   it('R3 is not valid UTF-8: rejected as utf8, read with encoding latin1 (0xA0 as a thousands separator)', async () => {
-    const asUtf8 = await readFile({ delimiter: ' ', decimalComma: true, columns, eventTime: { field: 'ts', unit: 'ms' } }, r3);
+    const asUtf8 = await readFile(
+      { delimiter: ' ', decimalComma: true, columns, eventTime: { field: 'ts', unit: 'ms' } },
+      r3,
+    );
     expect(asUtf8.deadLetters.map((d) => d.reason)).toEqual(['invalid UTF-8']);
-    const asLatin1 = await readFile({ delimiter: ' ', decimalComma: true, encoding: 'latin1', columns, eventTime: { field: 'ts', unit: 'ms' } }, r3);
+    const asLatin1 = await readFile(
+      { delimiter: ' ', decimalComma: true, encoding: 'latin1', columns, eventTime: { field: 'ts', unit: 'ms' } },
+      r3,
+    );
     expect(asLatin1.deadLetters).toEqual([]);
     expect(asLatin1.rows[0]).toMatchObject({ seq: 1000, temperature: 22.14, humidity: 52.11 });
   });
@@ -144,11 +229,25 @@ describe('ULB library: space separated, decimal comma, latin-1 0xA0 thousands se
 
 describe('Room climate: comma + space separator, no header', () => {
   it('splits on ", " and trims', async () => {
-    const text = '1, 1458031648545, 1, 1, 20.48, 42.332, 185.71, 492.2, 0, 0, 0, 0\n2, 1458031648645, 1, 4, 20.73, 39.983, 214.29, 657.8, 0, 0, 0, 0\n';
+    const text =
+      '1, 1458031648545, 1, 1, 20.48, 42.332, 185.71, 492.2, 0, 0, 0, 0\n2, 1458031648645, 1, 4, 20.73, 39.983, 214.29, 657.8, 0, 0, 0, 0\n';
     const r = await readFile(
       {
         delimiter: ', ',
-        columns: ['eid:int', 'absT:int', 'relT:int', 'node', 'temp:double', 'relH:double', 'l1:double', 'l2:double', 'occ:int', 'act:int', 'door:int', 'win:int'],
+        columns: [
+          'eid:int',
+          'absT:int',
+          'relT:int',
+          'node',
+          'temp:double',
+          'relH:double',
+          'l1:double',
+          'l2:double',
+          'occ:int',
+          'act:int',
+          'door:int',
+          'win:int',
+        ],
         eventTime: { field: 'absT', unit: 'ms' },
       },
       text,
@@ -171,13 +270,30 @@ describe('ThingSpeak: ISO 8601 with +00:00, empty and non-numeric cells', () => 
     const r = await readFile(
       {
         header: true,
-        columns: ['created_at', 'entry_id:int', 'temperature:double', 'humidity:double', 'light:double', 'tilt:double', 'lat:double?', 'lon:double?', 'elev:double?', 'status?'],
+        columns: [
+          'created_at',
+          'entry_id:int',
+          'temperature:double',
+          'humidity:double',
+          'light:double',
+          'tilt:double',
+          'lat:double?',
+          'lon:double?',
+          'elev:double?',
+          'status?',
+        ],
         eventTime: { field: 'created_at', iso: true },
       },
       `${text}\n`,
     );
     expect(r.rows).toHaveLength(1);
-    expect(r.rows[0]).toMatchObject({ entry_id: 1, temperature: 25, lat: null, status: null, timestamp: Date.UTC(2025, 6, 12, 15, 58, 7) });
+    expect(r.rows[0]).toMatchObject({
+      entry_id: 1,
+      temperature: 25,
+      lat: null,
+      status: null,
+      timestamp: Date.UTC(2025, 6, 12, 15, 58, 7),
+    });
     expect(r.deadLetters.map((d) => d.reason)).toEqual(['column light: expected a number, got "()"']);
   });
 });
@@ -193,7 +309,11 @@ describe('JSON lines', () => {
       '{"sensorId":"s1","timestamp":1717200000003.5,"temperature":1}',
     ].join('\n');
     const r = await readFile(
-      { format: 'jsonl', columns: ['sensorId', 'timestamp:int', 'temperature:double'], eventTime: { field: 'timestamp', unit: 'ms' } },
+      {
+        format: 'jsonl',
+        columns: ['sensorId', 'timestamp:int', 'temperature:double'],
+        eventTime: { field: 'timestamp', unit: 'ms' },
+      },
       text,
       'in.jsonl',
     );
@@ -222,11 +342,17 @@ describe('validate rules and event-time units', () => {
     );
     // unit s: the event-time column is replaced by its value in ms
     expect(r.rows).toEqual([{ id: 'b', ts: 1717200001000, temperature: 20 }]);
-    expect(r.deadLetters.map((d) => d.reason)).toEqual(['temperature below -60', 'column ts: expected an integer, got "1717200002.5"']);
+    expect(r.deadLetters.map((d) => d.reason)).toEqual([
+      'temperature below -60',
+      'column ts: expected an integer, got "1717200002.5"',
+    ]);
   });
 
   it('reads unit us', async () => {
-    const r = await readFile({ columns: ['id', 'ts:int'], eventTime: { field: 'ts', unit: 'us' } }, 'a,1717200000123456\n');
+    const r = await readFile(
+      { columns: ['id', 'ts:int'], eventTime: { field: 'ts', unit: 'us' } },
+      'a,1717200000123456\n',
+    );
     expect(r.timestamps).toEqual([1717200000123]);
   });
 });

@@ -8,7 +8,15 @@ const key = (r: Row) => `${r.sensorId}|${r.timestamp}|${r.temperature}`;
 
 describe('generator source', () => {
   const gen = (over: Record<string, unknown> = {}) =>
-    sourceSpec({ type: 'generator', sensors: 7, count: 100, ratePerSec: 10, seed: 42, startMs: 1717200000000, ...over });
+    sourceSpec({
+      type: 'generator',
+      sensors: 7,
+      count: 100,
+      ratePerSec: 10,
+      seed: 42,
+      startMs: 1717200000000,
+      ...over,
+    });
 
   it('produces count readings with the documented fields and timestamps', async () => {
     const r = await readSplit(gen(), 0, 1, 16);
@@ -43,7 +51,8 @@ describe('generator source', () => {
       [4, 2],
     ] as const) {
       const all: string[] = [];
-      for (let i = 0; i < parallelism; i++) all.push(...(await readSplit(gen({ splits }), i, parallelism, 10)).rows.map(key));
+      for (let i = 0; i < parallelism; i++)
+        all.push(...(await readSplit(gen({ splits }), i, parallelism, 10)).rows.map(key));
       expect(all.sort()).toEqual(one);
     }
   });
@@ -74,9 +83,13 @@ describe('generator source', () => {
 
 describe('file splits and positions', () => {
   const T0 = 1717200000000;
-  const csv = (id: string, n: number) => Array.from({ length: n }, (_, i) => `${id},${T0 + i},${i}.5`).join('\n') + '\n';
+  const csv = (id: string, n: number) =>
+    `${Array.from({ length: n }, (_, i) => `${id},${T0 + i},${i}.5`).join('\n')}\n`;
   const src = (paths: string[], dir: string) =>
-    sourceSpec({ type: 'file', paths, columns: ['id', 'ts:int', 'v:double'], eventTime: { field: 'ts', unit: 'ms' } }, dir);
+    sourceSpec(
+      { type: 'file', paths, columns: ['id', 'ts:int', 'v:double'], eventTime: { field: 'ts', unit: 'ms' } },
+      dir,
+    );
 
   it('gives file i to subtask i mod parallelism; extra subtasks end at once', async () => {
     const dir = tempFiles({ 'a.csv': csv('a', 3), 'b.csv': csv('b', 2), 'c.csv': csv('c', 1) });

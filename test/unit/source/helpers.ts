@@ -52,7 +52,11 @@ export async function readSplit(
 }
 
 /** One file with `content`, read with the given source options. */
-export async function readFile(source: Record<string, unknown>, content: string | Buffer, name = 'in.csv'): Promise<ReadResult> {
+export async function readFile(
+  source: Record<string, unknown>,
+  content: string | Buffer,
+  name = 'in.csv',
+): Promise<ReadResult> {
   const dir = tempFiles({ [name]: content });
   return readSplit(sourceSpec({ type: 'file', path: name, ...source }, dir));
 }

@@ -58,7 +58,11 @@ describe('BR-13: malformed and oversized lines are dead letters, never failures'
   });
 
   it('rejects an over-long line that spans many read chunks without buffering it', async () => {
-    const big = Buffer.concat([Buffer.from('a,1717200000000,1\n'), Buffer.alloc(3_000_000, 'y'), Buffer.from('\nb,1717200000001,2\n')]);
+    const big = Buffer.concat([
+      Buffer.from('a,1717200000000,1\n'),
+      Buffer.alloc(3_000_000, 'y'),
+      Buffer.from('\nb,1717200000001,2\n'),
+    ]);
     const r = await readFile({ ...CASE_SOURCE, maxLineBytes: 1000 }, big);
     expect(r.rows.map((row) => row.sensor_id)).toEqual(['a', 'b']);
     expect(r.deadLetters).toHaveLength(1);
@@ -122,7 +126,10 @@ describe('line handling', () => {
   });
 
   it('rejects non-numbers, hex, Infinity and blank numeric cells', async () => {
-    const r = await readFile(CASE_SOURCE, [`a,${T0},0x10`, `a,${T0},Infinity`, `a,${T0}, `, `a,${T0},1e400`, `a,${T0},-0.5e1`].join('\n'));
+    const r = await readFile(
+      CASE_SOURCE,
+      [`a,${T0},0x10`, `a,${T0},Infinity`, `a,${T0}, `, `a,${T0},1e400`, `a,${T0},-0.5e1`].join('\n'),
+    );
     expect(r.deadLetters.map((d) => d.reason)).toEqual([
       'column temperature_c: expected a number, got "0x10"',
       'column temperature_c: expected a number, got "Infinity"',
@@ -133,7 +140,10 @@ describe('line handling', () => {
   });
 
   it('gives null for an empty cell of a nullable column', async () => {
-    const r = await readFile({ columns: ['id', 'ts:int', 'v:double?'], eventTime: { field: 'ts', unit: 'ms' } }, `a,${T0},\n`);
+    const r = await readFile(
+      { columns: ['id', 'ts:int', 'v:double?'], eventTime: { field: 'ts', unit: 'ms' } },
+      `a,${T0},\n`,
+    );
     expect(r.rows).toEqual([{ id: 'a', ts: T0, v: null }]);
   });
 

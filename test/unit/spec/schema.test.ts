@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EngineError } from '../../../core/errors/index.js';
+import type { EngineError } from '../../../core/errors/index.js';
 import { loadJobSpecFile } from '../../../core/spec/load.js';
 import { jobSpecFromJson, jobSpecToJson, parseJobSpec } from '../../../core/spec/schema.js';
 
@@ -47,7 +47,11 @@ describe('parseJobSpec', () => {
       { kind: 'filter', expr: 'temperature >= -40 && temperature <= 85' },
       { kind: 'map', fields: { tempF: 'temperature * 9 / 5 + 32' } },
       { kind: 'keyBy', fields: ['sensorId'] },
-      { kind: 'window', window: { type: 'tumbling', sizeMs: 60000, offsetMs: 0, allowedLatenessMs: 0 }, parallelism: 4 },
+      {
+        kind: 'window',
+        window: { type: 'tumbling', sizeMs: 60000, offsetMs: 0, allowedLatenessMs: 0 },
+        parallelism: 4,
+      },
       {
         kind: 'aggregate',
         aggregates: [
@@ -125,15 +129,21 @@ describe('parseJobSpec', () => {
 
   it('checks the step structure', () => {
     const base = valid();
-    expect(problemsOf({ ...base, steps: [{ window: { type: 'tumbling', sizeMs: 10 } }, { aggregate: { c: 'count()' } }] })).toEqual([
-      'steps[0]: window must directly follow a keyBy step',
+    expect(
+      problemsOf({ ...base, steps: [{ window: { type: 'tumbling', sizeMs: 10 } }, { aggregate: { c: 'count()' } }] }),
+    ).toEqual(['steps[0]: window must directly follow a keyBy step']);
+    expect(
+      problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { window: { type: 'tumbling', sizeMs: 10 } }] }),
+    ).toEqual(['steps[1]: window must be followed by an aggregate step']);
+    expect(problemsOf({ ...base, steps: [{ aggregate: { c: 'count()' } }] })).toEqual([
+      'steps[0]: aggregate needs a window step before it',
     ]);
-    expect(problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { window: { type: 'tumbling', sizeMs: 10 } }] })).toEqual([
-      'steps[1]: window must be followed by an aggregate step',
+    expect(problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { filter: 'true' }] })).toEqual([
+      'steps[0]: keyBy must be followed by a window step',
     ]);
-    expect(problemsOf({ ...base, steps: [{ aggregate: { c: 'count()' } }] })).toEqual(['steps[0]: aggregate needs a window step before it']);
-    expect(problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { filter: 'true' }] })).toEqual(['steps[0]: keyBy must be followed by a window step']);
-    expect(problemsOf({ ...base, steps: [{ filter: 'true', map: { a: '1' } }] })).toEqual(['steps[0]: expected exactly one of filter, map, keyBy, window, aggregate, got filter, map']);
+    expect(problemsOf({ ...base, steps: [{ filter: 'true', map: { a: '1' } }] })).toEqual([
+      'steps[0]: expected exactly one of filter, map, keyBy, window, aggregate, got filter, map',
+    ]);
   });
 
   it('bounds keyed parallelism by maxParallelism', () => {
@@ -168,7 +178,10 @@ describe('parseJobSpec', () => {
     const raw = valid() as Record<string, unknown> & { steps: unknown[] };
     raw.steps[0] = { filter: 'temperature + 1.0' };
     raw.paralelism = 3;
-    expect(problemsOf(raw)).toEqual(['paralelism: unknown field', 'steps[0].filter: must be a boolean expression, got double']);
+    expect(problemsOf(raw)).toEqual([
+      'paralelism: unknown field',
+      'steps[0].filter: must be a boolean expression, got double',
+    ]);
   });
 
   it('validates the source event time and melt', () => {
@@ -188,10 +201,20 @@ describe('parseJobSpec', () => {
     const spec = parseJobSpec({
       name: 'gen',
       source: { type: 'generator', sensors: 10, count: 100, seed: 1 },
-      steps: [{ keyBy: ['house', 'room'] }, { window: { type: 'sliding', sizeMs: 60000, slideMs: 10000 } }, { aggregate: { n: 'count()', t: 'sum(temperature)' } }],
+      steps: [
+        { keyBy: ['house', 'room'] },
+        { window: { type: 'sliding', sizeMs: 60000, slideMs: 10000 } },
+        { aggregate: { n: 'count()', t: 'sum(temperature)' } },
+      ],
       sink: { type: 'stdout' },
     });
-    expect(spec.source).toMatchObject({ type: 'generator', splits: 1, ratePerSec: 1000, jitterMs: 0, eventTime: { field: 'timestamp', unit: 'ms' } });
+    expect(spec.source).toMatchObject({
+      type: 'generator',
+      splits: 1,
+      ratePerSec: 1000,
+      jitterMs: 0,
+      eventTime: { field: 'timestamp', unit: 'ms' },
+    });
   });
 });
 
@@ -237,7 +260,10 @@ sink: { type: file, path: out/rt.jsonl }
     ]);
     expect(spec.parallelism).toBe(3);
     expect(spec.source.watermark.outOfOrdernessMs).toBe(2000);
-    expect(spec.steps[2]).toEqual({ kind: 'window', window: { type: 'tumbling', sizeMs: 30000, offsetMs: 0, allowedLatenessMs: 0 } });
+    expect(spec.steps[2]).toEqual({
+      kind: 'window',
+      window: { type: 'tumbling', sizeMs: 30000, offsetMs: 0, allowedLatenessMs: 0 },
+    });
     expect(spec.name).toBe('renamed');
   });
 
@@ -248,11 +274,15 @@ sink: { type: file, path: out/rt.jsonl }
     } catch (e) {
       expect((e as EngineError).problems).toEqual(['steps[2].window.sizeMs: expected a positive integer']);
     }
-    expect(() => loadJobSpecFile(join(dir, 'job.yaml'), ['no-equals-sign'])).toThrow(expect.objectContaining({ code: 'SPEC_INVALID' }));
+    expect(() => loadJobSpecFile(join(dir, 'job.yaml'), ['no-equals-sign'])).toThrow(
+      expect.objectContaining({ code: 'SPEC_INVALID' }),
+    );
   });
 
   it('gives SPEC_NOT_FOUND for a missing file and SPEC_INVALID with line/column for bad YAML', () => {
-    expect(() => loadJobSpecFile(join(dir, 'missing.yaml'))).toThrow(expect.objectContaining({ code: 'SPEC_NOT_FOUND' }));
+    expect(() => loadJobSpecFile(join(dir, 'missing.yaml'))).toThrow(
+      expect.objectContaining({ code: 'SPEC_NOT_FOUND' }),
+    );
     try {
       loadJobSpecFile(join(dir, 'broken.yaml'));
       throw new Error('no error');

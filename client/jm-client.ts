@@ -49,6 +49,10 @@ export class JobManagerClient {
     return (await unary<object, { state: string }>(this.client, 'cancelJob', { jobId }, this.target)).state;
   }
 
+  async stop(jobId: string): Promise<string> {
+    return (await unary<object, { state: string }>(this.client, 'stopJob', { jobId }, this.target)).state;
+  }
+
   async listTaskManagers(): Promise<TaskManagerInfo[]> {
     return (await unary<object, ListTaskManagersResponse>(this.client, 'listTaskManagers', {}, this.target)).taskmanagers;
   }

@@ -115,6 +115,26 @@ program
   });
 
 program
+  .command('stop')
+  .description('stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain)')
+  .argument('<job>', 'job id')
+  .option(...jmOption)
+  .option('--wait', 'wait until the job has ended and print its final state')
+  .action(async (jobId: string, o: { jobmanager: string; wait?: boolean }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      let state = await client.stop(jobId);
+      while (o.wait && !['FINISHED', 'FAILED', 'CANCELED'].includes(state)) {
+        await new Promise((r) => setTimeout(r, 200));
+        state = (await client.getJob(jobId)).job.state;
+      }
+      process.stdout.write(`${state}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+program
   .command('taskmanagers')
   .description('list TaskManagers: id, address, slots used/total, last heartbeat')
   .option(...jmOption)

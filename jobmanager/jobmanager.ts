@@ -118,6 +118,7 @@ export class JobManager {
         if (!TERMINAL.has(job.state)) await this.endJob(job, 'CANCELED', '');
         return { state: job.state };
       }),
+      stopJob: handleUnary(async (req: CancelJobRequest) => ({ state: await this.stopJob(req.jobId) })),
       listTaskManagers: handleUnary(async () => ({ taskmanagers: this.taskmanagers() })),
       shutdown: handleUnary(async () => ({})),
     });
@@ -195,6 +196,20 @@ export class JobManager {
     },
     taskmanagers: () => ({ taskmanagers: this.taskmanagers() }),
   };
+
+  /**
+   * Stops a running job with drain: its sources end their input, so every open window fires and
+   * sinks flush; the job then ends FINISHED as its tasks finish.
+   * @throws EngineError JOB_STATE when the job is not RUNNING.
+   */
+  async stopJob(jobId: string): Promise<JobState> {
+    const job = this.getJob(jobId);
+    if (job.state !== 'RUNNING') throw new EngineError('JOB_STATE', `job ${job.jobId} is ${job.state}, not RUNNING`);
+    const tmIds = new Set([...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.taskmanagerId));
+    await Promise.all([...tmIds].map((id) => unary(this.tmClient(id), 'stopSources', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`)));
+    this.opts.log.info({ jobId: job.jobId }, 'job stopping (drain)');
+    return job.state;
+  }
 
   /** Submits a validated spec (the mini-cluster calls this in-process). */
   submitJob(spec: JobSpec): Promise<{ jobId: string }> {
@@ -403,7 +418,7 @@ export class JobManager {
       for (const s of slots) this.tms.get(s.taskmanagerId)?.used.set(s.slot, job.jobId);
       const byTm = new Map<string, TaskDeploymentDescriptor[]>();
       for (const d of descs) {
-        const tmId = slots[d.subtask].taskmanagerId;
+        const tmId = d.taskmanagerId;
         job.tasks.set(d.taskId, { desc: { taskId: d.taskId, vertexId: d.vertexId, subtask: d.subtask }, taskmanagerId: tmId, state: 'DEPLOYING' });
         const list = byTm.get(tmId) ?? [];
         list.push(d);

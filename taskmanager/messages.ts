@@ -6,6 +6,7 @@ export type ToSlot =
   | { t: 'deploy'; reqId: number; descs: TaskDeploymentDescriptor[] }
   | { t: 'start'; jobId: string; attempt: number }
   | { t: 'cancel'; jobId: string; attempt: number }
+  | { t: 'stopSources'; jobId: string; attempt: number }
   | { t: 'frame'; taskKey: string; frame: Uint8Array }
   | { t: 'credit'; taskKey: string; key: string; credits: number };
 

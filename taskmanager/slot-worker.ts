@@ -97,6 +97,9 @@ port.on('message', (msg: ToSlot) => {
         }
       }
       return;
+    case 'stopSources':
+      for (const t of tasks.values()) if (t.desc.jobId === msg.jobId && t.desc.attempt === msg.attempt) t.stopSource();
+      return;
     case 'frame':
       tasks.get(msg.taskKey)?.onFrame(msg.frame);
       return;

@@ -94,6 +94,10 @@ export class TaskManager {
         this.broadcast({ t: 'cancel', jobId: req.jobId, attempt: req.attempt });
         return {};
       }),
+      stopSources: handleUnary(async (req: CancelJobTasksRequest) => {
+        this.broadcast({ t: 'stopSources', jobId: req.jobId, attempt: req.attempt });
+        return {};
+      }),
       shutdownTaskManager: handleUnary(async () => {
         setTimeout(() => void this.stop().then(() => process.exit(0)), 50);
         return {};

@@ -11,16 +11,21 @@ export interface SlotRef {
 /**
  * Builds the execution graph: every vertex × parallelism becomes a subtask; subtask i of every
  * vertex goes to `slots[i]` (Flink's slot sharing: one slot holds one subtask of each vertex, so a
- * job needs as many slots as its largest parallelism). Input channels of a task are numbered edge
+ * job needs as many slots as its largest parallelism), except that single-subtask vertices other
+ * than the source go to the last slot used. Input channels of a task are numbered edge
  * by edge (in edge order), then by producer subtask.
  * @param slots at least `max(parallelism)` slots, in the order they should be used
  */
 export function buildDeployment(jobId: string, attempt: number, spec: JobSpec, graph: JobGraph, slots: SlotRef[]): TaskDeploymentDescriptor[] {
   const location = new Map<string, TaskLocation[]>();
+  const used = Math.max(...graph.vertices.map((v) => v.parallelism));
   for (const v of graph.vertices) {
     const locs: TaskLocation[] = [];
+    // Single-subtask vertices after the source (sinks, side outputs) go to the last slot, away
+    // from the source, so the source's slot does not also carry all the output work.
+    const offset = v.id !== 'source' && v.parallelism === 1 ? used - 1 : 0;
     for (let i = 0; i < v.parallelism; i++) {
-      const s = slots[i];
+      const s = slots[offset + i];
       if (!s) throw new Error(`not enough slots for ${v.id}[${i}]`);
       locs.push({ taskKey: taskKeyOf(jobId, attempt, `${v.id}-${i}`), taskmanagerId: s.taskmanagerId, dataAddress: s.dataAddress, slot: s.slot });
     }
@@ -45,6 +50,7 @@ export function buildDeployment(jobId: string, attempt: number, spec: JobSpec, g
         vertexId: v.id,
         subtask: i,
         parallelism: v.parallelism,
+        taskmanagerId: locs[i].taskmanagerId,
         slot: locs[i].slot,
         spec,
         graph,

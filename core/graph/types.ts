@@ -81,6 +81,8 @@ export interface TaskDeploymentDescriptor {
   vertexId: string;
   subtask: number;
   parallelism: number;
+  /** the TaskManager and slot the task is deployed to */
+  taskmanagerId: string;
   slot: number;
   spec: JobSpec;
   graph: JobGraph;

@@ -25,6 +25,7 @@ export interface GetJobRequest { jobId: string }
 export interface GetJobResponse { job: JobSummary; detailsJson: string }
 export interface CancelJobRequest { jobId: string }
 export interface CancelJobResponse { state: string }
+export interface StopJobRequest { jobId: string }
 export interface TaskManagerInfo {
   taskmanagerId: string; controlAddress: string; slotsTotal: number; slotsUsed: number; lastHeartbeatMs: number;
   state: string; rssBytes: number; pid: number;

@@ -8,14 +8,24 @@ import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from 
 import type { Downstream } from './chain.js';
 import type { TaskCounters } from './transport.js';
 
-/** Renders one row as a JSON line, with only the schema's fields in schema order. */
-function toJsonLine(row: Row, fields: FieldDesc[]): string {
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i < fields.length; i++) {
-    const v = row[fields[i].name];
-    o[fields[i].name] = typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
-  }
-  return JSON.stringify(o);
+/**
+ * Compiles a renderer of one row as a JSON line with only the schema's fields, in schema order
+ * (non-finite numbers become null). Built once per sink: no intermediate object per row.
+ */
+export function jsonLineRenderer(fields: FieldDesc[]): (row: Row) => string {
+  const names = fields.map((f) => f.name);
+  const prefixes = names.map((n, i) => `${i === 0 ? '{' : ','}${JSON.stringify(n)}:`);
+  return (row: Row): string => {
+    let s = '';
+    for (let i = 0; i < names.length; i++) {
+      const v = row[names[i]];
+      s += prefixes[i];
+      if (typeof v === 'number') s += Number.isFinite(v) ? String(v) : 'null';
+      else if (typeof v === 'string') s += JSON.stringify(v);
+      else s += v === undefined ? 'null' : String(v);
+    }
+    return names.length === 0 ? '{}' : `${s}}`;
+  };
 }
 
 /**
@@ -27,6 +37,7 @@ export class LineSink implements Downstream {
   private buf: string[] = [];
   private bufChars = 0;
   private readonly out: WriteStream | NodeJS.WriteStream;
+  private readonly render: (row: Row) => string;
   private blocked: Promise<void> | null = null;
 
   constructor(
@@ -35,6 +46,7 @@ export class LineSink implements Downstream {
     private readonly counters: TaskCounters,
     readonly role: OutputTag,
   ) {
+    this.render = jsonLineRenderer(fields);
     if (spec.type === 'file') {
       try {
         mkdirSync(dirname(spec.path), { recursive: true });
@@ -49,7 +61,7 @@ export class LineSink implements Downstream {
   }
 
   processElement(row: Row): void {
-    const line = toJsonLine(row, this.fields);
+    const line = this.render(row);
     this.buf.push(line);
     this.bufChars += line.length;
     this.counters.rowsWritten++;

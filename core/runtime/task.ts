@@ -49,6 +49,7 @@ export class Task {
   private pumping = false;
   private cancelled = false;
   private failed = false;
+  private stopRequested = false;
   private started = false;
   private resolveDone!: () => void;
   private rejectDone!: (err: unknown) => void;
@@ -119,6 +120,14 @@ export class Task {
     this.gate.onCredit(outputChannel, credits);
   }
 
+  /**
+   * Ends a source's input gracefully after the batch in hand (Flink's stop with drain): the
+   * source sends end-of-input, so every window downstream fires and sinks flush. No-op for other tasks.
+   */
+  stopSource(): void {
+    this.stopRequested = true;
+  }
+
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
@@ -167,7 +176,7 @@ export class Task {
     let idle = false;
     try {
       let more = true;
-      while (more && !this.cancelled) {
+      while (more && !this.cancelled && !this.stopRequested) {
         more = await reader.poll(batch, this.env.config.batchRecords);
         this.counters.linesRead += batch.linesRead;
         const { rows, timestamps, deadLetters } = batch;

@@ -178,7 +178,7 @@ export class LineDecoder {
     const ts = this.parseTs(row[this.tsField] ?? null, row);
     if (typeof ts === 'string') return ts;
     if (this.melt === undefined) {
-      row[this.tsOut] = ts;
+      if (row[this.tsOut] !== ts) row[this.tsOut] = ts;
       if (this.rules.length > 0) {
         const bad = checkRules(this.rules, row);
         if (bad !== null) return bad;

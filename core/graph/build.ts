@@ -1,31 +1,19 @@
 import { EngineError } from '../errors/index.js';
+import { inferMapTypes } from '../expr/cel.js';
+import { sourceFieldTypes } from '../spec/fields.js';
 import type { AggregateSpec, FieldType, FileSinkSpec, JobSpec, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { FieldDesc, JobEdge, JobGraph, JobVertex, OperatorDesc } from './types.js';
 
 /**
- * Types of the fields a source's rows carry after parsing (columns, or the melted shape, plus the
- * event-time output field), extended by map steps (their outputs are typed `double` unless the
- * expression is a plain field reference).
+ * Types of the fields a job's rows carry before keyBy: the source's fields (core/spec/fields.ts)
+ * extended by every map step's outputs (types inferred from the CEL expressions).
  */
-export function sourceFieldTypes(spec: JobSpec): Map<string, FieldType> {
-  const types = new Map<string, FieldType>();
-  const src = spec.source;
-  if (src.type === 'file') {
-    const melted = new Set(src.melt?.columns ?? []);
-    for (const c of src.columns) if (!melted.has(c.name)) types.set(c.name, c.type);
-    if (src.melt) {
-      types.set(src.melt.nameField, 'string');
-      types.set(src.melt.valueField, src.melt.valueType);
-    }
-  } else {
-    types.set('sensorId', 'string');
-    types.set('room', 'string');
-    types.set('house', 'string');
-    types.set('timestamp', 'int');
-    types.set('temperature', 'double');
+export function rowFieldTypes(spec: JobSpec): Map<string, FieldType> {
+  const types = sourceFieldTypes(spec.source);
+  for (const step of spec.steps) {
+    if (step.kind === 'map') Object.assign(types, inferMapTypes(step.fields, types));
   }
-  if (!types.has(src.eventTime.outputField)) types.set(src.eventTime.outputField, 'int');
-  return types;
+  return new Map(Object.entries(types));
 }
 
 function sourceSplits(spec: JobSpec): number {
@@ -56,7 +44,7 @@ const deadLetterFields: FieldDesc[] = [
  * @throws EngineError SPEC_INVALID when a step asks for a parallelism the plan cannot honour.
  */
 export function buildJobGraph(spec: JobSpec): JobGraph {
-  const types = sourceFieldTypes(spec);
+  const types = rowFieldTypes(spec);
   const problems: string[] = [];
   const sourceOps: OperatorDesc[] = [{ kind: 'source' }];
   let keyFields: string[] | undefined;
@@ -76,12 +64,7 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
           );
         }
         if (step.kind === 'filter') sourceOps.push({ kind: 'filter', expr: step.expr, stepIndex: i });
-        else {
-          sourceOps.push({ kind: 'map', fields: step.fields, stepIndex: i });
-          for (const [name, expr] of Object.entries(step.fields)) {
-            types.set(name, types.get(expr.trim()) ?? 'double');
-          }
-        }
+        else sourceOps.push({ kind: 'map', fields: step.fields, stepIndex: i });
         return;
       case 'keyBy':
         keyFields = step.fields;
@@ -107,8 +90,11 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
 
   if (keyFields && windowStep && aggregates) {
     const parallelism = windowStep.parallelism ?? spec.parallelism;
+    // the window vertex needs the key and aggregate inputs; the event-time field rides along so
+    // a late reading reaches the late-data output whole (sensor, time, value)
     const needed = new Set<string>(keyFields);
     for (const a of aggregates) if (a.field) needed.add(a.field);
+    needed.add(spec.source.eventTime.outputField);
     const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: types.get(name) ?? 'double' }));
     const windowOps: OperatorDesc[] = [{ kind: 'window', window: windowStep.window, aggregates, keyFields }];
     const resultFields = windowResultFields(keyFields, aggregates, types);
@@ -117,7 +103,7 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
     edges.push({ id: edges.length, source: 'source', target: 'window', output: 'main', partitioner: 'hash', keyFields, schema: hashSchema });
     mainProducer = 'window';
     mainFields = resultFields;
-    const lateFields: FieldDesc[] = [...hashSchema, { name: 'eventTimeMs', type: 'int' }, { name: 'watermarkMs', type: 'double' }];
+    const lateFields: FieldDesc[] = [...hashSchema, { name: 'watermarkMs', type: 'double' }];
     vertices.push({ id: 'late', name: 'Late data', parallelism: 1, operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }] });
     edges.push({ id: edges.length, source: 'window', target: 'late', output: 'late', partitioner: 'global', keyFields: [], schema: lateFields });
   } else if (spec.sink.type === 'redis') {

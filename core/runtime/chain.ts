@@ -1,7 +1,8 @@
 import { compileFilter, compileMap } from '../expr/cel.js';
-import { sourceFieldTypes } from '../graph/build.js';
+import { type ExprFields, inferMapTypes } from '../expr/cel.js';
+import { sourceExprFields } from '../spec/fields.js';
 import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
-import type { FieldType, Row } from '../spec/types.js';
+import type { Row } from '../spec/types.js';
 import { keyGroupRange } from '../state/keygroups.js';
 import { WindowOperator } from '../windows/window-operator.js';
 import type { OutputGate } from './output.js';
@@ -105,7 +106,7 @@ class WindowDownstream implements Downstream {
       {
         emit: (row) => next.processElement(row, (row.windowEnd as number) - 1, this.wm),
         late: (row, ts, watermark) => {
-          gate.collect('late', { ...row, eventTimeMs: ts, watermarkMs: watermark }, ts, watermark);
+          gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark);
         },
       },
     );
@@ -156,7 +157,13 @@ export function buildChain(ctx: ChainContext): Chain {
   const vertex = ctx.desc.graph.vertices.find((v) => v.id === ctx.desc.vertexId);
   if (!vertex) throw new Error(`vertex ${ctx.desc.vertexId} not in graph`);
   const ops = vertex.operators.filter((o) => o.kind !== 'source');
-  const types: Record<string, FieldType> = Object.fromEntries(sourceFieldTypes(ctx.desc.spec));
+  // the fields each filter/map sees: the source's, plus the outputs of the maps before it
+  const seen: ExprFields[] = [];
+  let fields: ExprFields = sourceExprFields(ctx.desc.spec.source);
+  for (const o of ops) {
+    seen.push(fields);
+    if (o.kind === 'map') fields = { ...fields, ...inferMapTypes(o.fields, fields) };
+  }
   let next: Downstream = new GateOutput(ctx.gate);
   const links: Downstream[] = [next];
   let window: WindowDownstream | undefined;
@@ -166,12 +173,12 @@ export function buildChain(ctx: ChainContext): Chain {
     switch (o.kind) {
       case 'filter': {
         const where = `steps[${o.stepIndex}].filter`;
-        link = new FilterOperator(compileFilter(o.expr, types), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row), ctx.counters);
+        link = new FilterOperator(compileFilter(o.expr, seen[i]), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row), ctx.counters);
         break;
       }
       case 'map': {
         const where = `steps[${o.stepIndex}].map`;
-        link = new MapOperator(compileMap(o.fields, types), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row));
+        link = new MapOperator(compileMap(o.fields, seen[i]), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row));
         break;
       }
       case 'window':

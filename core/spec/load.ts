@@ -115,7 +115,8 @@ export function applySets(raw: unknown, sets: readonly string[]): unknown {
 
 /**
  * Reads and validates a job spec file: YAML or JSON (detected by content), applies `sets`
- * (`--set path=value`, before validation), resolves relative paths against the file's folder.
+ * (`--set path=value`, before validation), resolves relative source paths against the file's
+ * folder and relative sink paths against the working directory.
  * @throws EngineError `SPEC_NOT_FOUND` when the file cannot be read, `SPEC_INVALID` for syntax
  * errors (with line and column), bad overrides or any validation problem (see parseJobSpec).
  */
@@ -130,5 +131,5 @@ export function loadJobSpecFile(file: string, sets: readonly string[] = []): Job
     throw new EngineError('SPEC_NOT_FOUND', `cannot read job spec ${file}: ${why}`, { cause: e });
   }
   const raw = applySets(parseSpecText(text, `job spec ${file}`), sets);
-  return parseJobSpec(raw, { baseDir: path.dirname(path.resolve(file)) });
+  return parseJobSpec(raw, { baseDir: path.dirname(path.resolve(file)), outputBaseDir: process.cwd() });
 }

@@ -34,7 +34,8 @@
  *   (`trim` is on by default anyway).
  * - Columns: `{ name, type, nullable? }` or shorthand `"name:type"`, `"name:type?"` (nullable),
  *   `"name"` (string), `"name?"` (nullable string). Type aliases: float/number → double, long/integer → int, boolean → bool.
- * - Relative paths (source, sinks) are resolved against `baseDir` when given; `displayPaths`
+ * - Relative source paths are resolved against `baseDir` (the spec file's folder), relative sink
+ *   paths against `outputBaseDir` (the working directory, when loaded from a file); `displayPaths`
  *   keeps the paths as written, for dead-letter positions.
  * - Default dead-letter / late-data outputs: beside a file sink (`x.jsonl` → `x.deadletter.jsonl`,
  *   `x.late.jsonl`), otherwise `out/<name>.deadletter.jsonl` / `out/<name>.late.jsonl`.
@@ -65,8 +66,14 @@ import type {
 } from './types.js';
 
 export interface ParseJobSpecOptions {
-  /** folder that relative paths are resolved against (the spec file's folder); default: keep relative */
+  /** folder that relative source paths are resolved against (the spec file's folder); default: keep relative */
   baseDir?: string;
+  /**
+   * folder that relative sink, dead-letter and late-data paths are resolved against; default
+   * `baseDir`. loadJobSpecFile passes the working directory, so `fluxo run examples/x.yaml` with
+   * `sink.path: out/x.jsonl` writes `./out/x.jsonl` where the user ran it.
+   */
+  outputBaseDir?: string;
 }
 
 /** Default number of key groups. */
@@ -809,6 +816,7 @@ function sideOutputDefault(
 export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobSpec {
   const problems = new Problems();
   const baseDir = opts.baseDir;
+  const outDir = opts.outputBaseDir ?? baseDir;
   if (!isObject(raw)) {
     problems.add([], `expected a job spec object, got ${describe(raw)}`);
     throw invalid(problems.list);
@@ -828,18 +836,18 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
         problems,
       )
     : undefined;
-  const sink = 'sink' in raw ? normaliseSink(raw.sink, 'sink', false, baseDir, problems) : undefined;
+  const sink = 'sink' in raw ? normaliseSink(raw.sink, 'sink', false, outDir, problems) : undefined;
   const deadLetter =
     raw.deadLetter === undefined
-      ? sideOutputDefault(sink, name, 'deadletter', baseDir)
-      : (normaliseSink(raw.deadLetter, 'deadLetter', true, baseDir, problems) as
+      ? sideOutputDefault(sink, name, 'deadletter', outDir)
+      : (normaliseSink(raw.deadLetter, 'deadLetter', true, outDir, problems) as
           | FileSinkSpec
           | StdoutSinkSpec
           | undefined);
   const lateData =
     raw.lateData === undefined
-      ? sideOutputDefault(sink, name, 'late', baseDir)
-      : (normaliseSink(raw.lateData, 'lateData', true, baseDir, problems) as FileSinkSpec | StdoutSinkSpec | undefined);
+      ? sideOutputDefault(sink, name, 'late', outDir)
+      : (normaliseSink(raw.lateData, 'lateData', true, outDir, problems) as FileSinkSpec | StdoutSinkSpec | undefined);
 
   if (problems.list.length > 0 || !top || !source || !steps || !sink || !deadLetter || !lateData) {
     if (problems.list.length === 0) problems.add([], 'invalid job spec');

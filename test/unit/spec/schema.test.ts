@@ -240,10 +240,10 @@ sink: { type: file, path: out/rt.jsonl }
   writeFileSync(join(dir, 'job.json'), JSON.stringify(valid()));
   writeFileSync(join(dir, 'broken.yaml'), 'name: x\nsource: [1, 2\nsteps: []\n');
 
-  it('reads YAML and resolves paths against the spec folder', () => {
+  it('reads YAML, resolves source paths against the spec folder and sink paths against the working directory', () => {
     const spec = loadJobSpecFile(join(dir, 'job.yaml'));
     expect(spec.source.type === 'file' && spec.source.paths).toEqual([join(dir, 'data/x.csv')]);
-    expect(spec.sink).toEqual({ type: 'file', path: join(dir, 'out/rt.jsonl') });
+    expect(spec.sink).toEqual({ type: 'file', path: join(process.cwd(), 'out/rt.jsonl') });
   });
 
   it('reads JSON', () => {

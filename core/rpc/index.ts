@@ -69,7 +69,8 @@ export function fromServiceError(err: grpc.ServiceError, target: string): Engine
     return new EngineError(code as ErrorCode, err.details, { problems });
   }
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
-    return new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach ${target}: ${err.details || 'unavailable'}`, {
+    const why = (err.details || 'unavailable').replace(/\s*Resolution note:.*$/s, '').replace(/^No connection established\. Last error: (Error: )?/, '');
+    return new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach ${target}: ${why}`, {
       retryable: true,
       cause: err,
     });

@@ -3,7 +3,7 @@ import type { ClusterConfig } from '../config/index.js';
 import { EngineError } from '../errors/index.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Logger } from '../log/index.js';
-import { createSourceReader } from '../source/index.js';
+import { type SourceReader, createSourceReader } from '../source/index.js';
 import { newSourceBatch } from '../source/types.js';
 import type { Row } from '../spec/types.js';
 import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/watermarks.js';
@@ -50,6 +50,7 @@ export class Task {
   private cancelled = false;
   private failed = false;
   private stopRequested = false;
+  private reader: SourceReader | undefined;
   private started = false;
   private resolveDone!: () => void;
   private rejectDone!: (err: unknown) => void;
@@ -125,7 +126,8 @@ export class Task {
    * source sends end-of-input, so every window downstream fires and sinks flush. No-op for other tasks.
    */
   stopSource(): void {
-    this.stopRequested = true;
+    if (this.reader?.stopFollowing) this.reader.stopFollowing();
+    else this.stopRequested = true;
   }
 
   cancel(): void {
@@ -167,6 +169,7 @@ export class Task {
   private async runSource(): Promise<void> {
     const { spec } = this.desc;
     const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism);
+    this.reader = reader;
     const wmGen = new BoundedOutOfOrdernessWatermarks(spec.source.watermark.outOfOrdernessMs);
     const idleTimeoutMs = spec.source.watermark.idleTimeoutMs;
     const batch = newSourceBatch();
@@ -206,6 +209,8 @@ export class Task {
           this.gate.broadcastStatus(true);
         }
         await this.waitForDownstream();
+        // an unbounded source at the end of its input: look again shortly, without spinning
+        if (more && batch.linesRead === 0) await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       await reader.close();

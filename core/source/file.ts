@@ -22,6 +22,7 @@ export class FileSourceReader implements SourceReader {
   private display = '';
   private done = false;
   private restore: SourcePosition | undefined;
+  private stopped = false;
 
   /** @throws EngineError `EXPR_INVALID` when a validate rule does not compile. */
   constructor(
@@ -75,6 +76,14 @@ export class FileSourceReader implements SourceReader {
         continue;
       }
       if (await r.fill()) continue;
+      if (this.spec.follow && !this.stopped) {
+        // at the current end of a followed file: remember where the next line starts (an
+        // unterminated last line may still be growing) and read from there on the next poll
+        this.restore = { split: this.files[this.fileAt] as number, nextLine: r.lineNo + 1, byteOffset: r.nextOffset };
+        await r.close();
+        this.reader = undefined;
+        break;
+      }
       if (r.finish()) {
         lines++;
         this.handle(r, out);
@@ -112,6 +121,11 @@ export class FileSourceReader implements SourceReader {
     if (this.done) return { split: this.files.length === 0 ? 0 : idx + 1, nextLine: 1, byteOffset: 0 };
     if (this.restore) return { ...this.restore };
     return { split: idx, nextLine: 1, byteOffset: 0 };
+  }
+
+  /** For a followed source: read up to the current end of the files, then end (drain). */
+  stopFollowing(): void {
+    this.stopped = true;
   }
 
   async close(): Promise<void> {

@@ -46,5 +46,7 @@ export interface SourceReader {
    */
   poll(out: SourceBatch, maxLines: number): Promise<boolean>;
   position(): SourcePosition;
+  /** An unbounded (followed) reader reads to the current end of its input, then ends. Optional. */
+  stopFollowing?(): void;
   close(): Promise<void>;
 }

@@ -153,6 +153,7 @@ const fileSourceSchema = z.strictObject({
   columns: z.array(column).min(1, { error: 'must list at least one column' }),
   extraColumns: z.enum(['reject', 'ignore']).default('reject'),
   maxLineBytes: posInt().default(DEFAULT_MAX_LINE_BYTES),
+  follow: z.boolean().default(false),
   melt: meltSchema.optional(),
   eventTime: eventTimeSchema,
   watermark: watermarkSchema.default({ outOfOrdernessMs: 0, idleTimeoutMs: 0 }),
@@ -422,6 +423,7 @@ function normaliseFileSource(
     }
     melt = { columns: m.columns, nameField: m.nameField, valueField: m.valueField, valueType, names: m.names ?? {} };
   }
+  if (raw.follow && raw.compression === 'gzip') fail(['follow'], 'cannot follow a gzip file (it cannot grow line by line)');
   const eventTime = normaliseEventTime(raw.eventTime, byName, melted, problems);
   if (!ok || !eventTime) return undefined;
   const spec: FileSourceSpec = {
@@ -438,6 +440,7 @@ function normaliseFileSource(
     columns,
     extraColumns: raw.extraColumns,
     maxLineBytes: raw.maxLineBytes,
+    follow: raw.follow,
     eventTime,
     watermark: raw.watermark as WatermarkSpec,
     validate: validateRules(raw.validate),

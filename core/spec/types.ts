@@ -101,6 +101,12 @@ export interface FileSourceSpec {
   extraColumns: 'reject' | 'ignore';
   /** Maximum line length in bytes; longer lines are rejected without being buffered whole. Default 1 MiB. */
   maxLineBytes: number;
+  /**
+   * Keep reading as the files grow (like `tail -f`, Flink's FileSource monitorContinuously):
+   * the source never ends by itself; `fluxo stop` ends it with a drain, `fluxo cancel` without.
+   * Each file is read by its own subtask. Plain files only. Default false.
+   */
+  follow?: boolean;
   melt?: MeltSpec;
   eventTime: EventTimeSpec;
   watermark: WatermarkSpec;

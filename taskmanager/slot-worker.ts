@@ -29,12 +29,14 @@ function owned(frame: Uint8Array): Uint8Array {
 const isLocal = (loc: TaskLocation): boolean => loc.taskmanagerId === data.taskmanagerId && loc.slot === data.slot;
 
 const transport: Transport = {
+  isLocal,
   sendFrame(consumer, frame) {
     if (isLocal(consumer)) {
       const t = tasks.get(consumer.taskKey);
       if (t) setImmediate(() => t.onFrame(frame));
       return;
     }
+    if (!(frame instanceof Uint8Array)) throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
     const f = owned(frame);
     post({ t: 'frame', dest: consumer, frame: f }, [f.buffer as ArrayBuffer]);
   },

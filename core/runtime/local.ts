@@ -4,7 +4,7 @@ import type { TaskLocation } from '../graph/types.js';
 import { createLogger } from '../log/index.js';
 import type { JobSpec } from '../spec/types.js';
 import { Task } from './task.js';
-import type { TaskCounters, Transport } from './transport.js';
+import type { ChannelMessage, TaskCounters, Transport } from './transport.js';
 
 export interface LocalRunResult {
   counters: Record<string, TaskCounters>;
@@ -15,10 +15,12 @@ export interface LocalRunResult {
  * the cluster, with a transport that hands frames from task to task through the event loop. For
  * tests and quick experiments; it needs no Redis unless the job has a redis sink.
  * @param opts.parallelism overrides the spec's parallelism
+ * @param opts.localBatches hand records over as objects instead of encoded frames (default false:
+ *   every record goes through the binary codec, as between slots)
  */
 export async function runJobLocally(
   spec: JobSpec,
-  opts: { parallelism?: number; redisUrl?: string; batchRecords?: number; channelCredits?: number } = {},
+  opts: { parallelism?: number; redisUrl?: string; batchRecords?: number; channelCredits?: number; localBatches?: boolean } = {},
 ): Promise<LocalRunResult> {
   const s: JobSpec = opts.parallelism ? { ...spec, parallelism: opts.parallelism } : spec;
   const graph = buildJobGraph(s);
@@ -27,7 +29,8 @@ export async function runJobLocally(
   const descs = buildDeployment('local', 1, s, graph, slots);
   const tasks = new Map<string, Task>();
   const transport: Transport = {
-    sendFrame(consumer: TaskLocation, frame: Uint8Array) {
+    isLocal: () => opts.localBatches ?? false,
+    sendFrame(consumer: TaskLocation, frame: ChannelMessage) {
       const t = tasks.get(consumer.taskKey);
       setImmediate(() => t?.onFrame(frame));
     },

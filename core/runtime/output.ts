@@ -3,15 +3,18 @@ import type { ClusterConfig } from '../config/index.js';
 import type { JobEdge, OutputTag, TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
 import { keyGroupOf, keyOf, subtaskForKeyGroup } from '../state/keygroups.js';
-import type { Transport } from './transport.js';
+import type { ChannelMessage, LocalBatch, Transport } from './transport.js';
 
 const RECORDS_KIND = 1;
 
 /** One output channel: this task → one consumer subtask of one edge. */
 class OutputChannel {
-  readonly writer = new FrameWriter();
+  /** encodes records for a consumer in another slot; undefined for a local consumer */
+  readonly writer: FrameWriter | undefined;
+  /** records for a consumer in this slot, handed over without encoding */
+  local: LocalBatch | undefined;
   /** frames not yet sent, in order; records frames wait for credit, control frames only for what is ahead of them */
-  readonly pending: Uint8Array[] = [];
+  readonly pending: ChannelMessage[] = [];
   pendingRecordFrames = 0;
   /** records in the batch being built */
   batched = 0;
@@ -22,7 +25,14 @@ class OutputChannel {
     /** this task's channel index at the consumer */
     readonly channel: number,
     public credits: number,
-  ) {}
+    readonly isLocal: boolean,
+  ) {
+    if (!isLocal) this.writer = new FrameWriter();
+  }
+}
+
+function isRecords(m: ChannelMessage): boolean {
+  return !(m instanceof Uint8Array) || m[0] === RECORDS_KIND;
 }
 
 class EdgeOutput {
@@ -35,9 +45,10 @@ class EdgeOutput {
     consumerChannel: number,
     credits: number,
     private readonly maxParallelism: number,
+    transport: Transport,
   ) {
     this.codec = new RowCodec(edge.schema);
-    this.channels = consumers.map((c, i) => new OutputChannel(c, `${edge.id}:${i}`, consumerChannel, credits));
+    this.channels = consumers.map((c, i) => new OutputChannel(c, `${edge.id}:${i}`, consumerChannel, credits, transport.isLocal(c)));
   }
 
   /** Picks the consumer subtask for a row (Flink partitioners; hash = key group → subtask). */
@@ -78,7 +89,7 @@ export class OutputGate {
     for (const out of desc.outputs) {
       const edge = desc.graph.edges.find((e) => e.id === out.edgeId);
       if (!edge) throw new Error(`unknown edge ${out.edgeId}`);
-      const eo = new EdgeOutput(edge, out.consumers, out.consumerChannel, config.channelCredits, desc.graph.maxParallelism);
+      const eo = new EdgeOutput(edge, out.consumers, out.consumerChannel, config.channelCredits, desc.graph.maxParallelism, transport);
       const list = this.byTag.get(edge.output) ?? [];
       list.push(eo);
       this.byTag.set(edge.output, list);
@@ -96,8 +107,20 @@ export class OutputGate {
     for (let i = 0; i < edges.length; i++) {
       const eo = edges[i];
       const ch = eo.target(row);
-      if (ch.batched === 0) ch.writer.beginRecords(ch.channel);
-      ch.writer.writeRecord(eo.codec, row, ts, sourceWatermark);
+      const w = ch.writer;
+      if (w) {
+        if (ch.batched === 0) w.beginRecords(ch.channel);
+        w.writeRecord(eo.codec, row, ts, sourceWatermark);
+      } else {
+        let b = ch.local;
+        if (!b) {
+          b = { channel: ch.channel, rows: [], timestamps: [], sourceWatermarks: [] };
+          ch.local = b;
+        }
+        b.rows.push(row);
+        b.timestamps.push(ts);
+        b.sourceWatermarks.push(sourceWatermark);
+      }
       this.recordsOut++;
       if (++ch.batched >= this.config.batchRecords) this.seal(ch);
     }
@@ -150,14 +173,19 @@ export class OutputGate {
   }
 
   private seal(ch: OutputChannel): void {
-    const frame = ch.writer.finish();
+    let frame: ChannelMessage;
+    if (ch.writer) frame = ch.writer.finish();
+    else {
+      frame = ch.local as LocalBatch;
+      ch.local = undefined;
+    }
     ch.batched = 0;
     ch.pending.push(frame);
     ch.pendingRecordFrames++;
     this.drain(ch);
   }
 
-  private enqueueControl(ch: OutputChannel, frame: Uint8Array): void {
+  private enqueueControl(ch: OutputChannel, frame: ChannelMessage): void {
     if (ch.batched > 0) this.seal(ch);
     ch.pending.push(frame);
     this.drain(ch);
@@ -166,7 +194,7 @@ export class OutputGate {
   private drain(ch: OutputChannel): void {
     while (ch.pending.length > 0) {
       const f = ch.pending[0];
-      if (f[0] === RECORDS_KIND) {
+      if (isRecords(f)) {
         if (ch.credits <= 0) return;
         ch.credits--;
         ch.pendingRecordFrames--;

@@ -9,7 +9,7 @@ import type { Row } from '../spec/types.js';
 import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/watermarks.js';
 import { type Chain, buildChain } from './chain.js';
 import { OutputGate } from './output.js';
-import { type TaskCounters, type Transport, newCounters } from './transport.js';
+import { type ChannelMessage, type TaskCounters, type Transport, newCounters } from './transport.js';
 
 const KIND_RECORDS = 1;
 const KIND_WATERMARK = 2;
@@ -44,7 +44,7 @@ export class Task {
   private readonly chain: Chain;
   private readonly inputs: InputChannel[] = [];
   private readonly valve: WatermarkValve | undefined;
-  private readonly queue: Uint8Array[] = [];
+  private readonly queue: ChannelMessage[] = [];
   private endedChannels = 0;
   private pumping = false;
   private cancelled = false;
@@ -111,7 +111,7 @@ export class Task {
   }
 
   /** A data-plane frame for this task arrived. */
-  onFrame(frame: Uint8Array): void {
+  onFrame(frame: ChannelMessage): void {
     if (this.cancelled) return;
     this.queue.push(frame);
     if (!this.pumping) this.pump().catch((err) => this.fail(err));
@@ -224,7 +224,17 @@ export class Task {
     this.pumping = true;
     try {
       while (this.queue.length > 0 && !this.cancelled) {
-        const frame = this.queue.shift() as Uint8Array;
+        const msg = this.queue.shift() as ChannelMessage;
+        if (!(msg instanceof Uint8Array)) {
+          const input = this.inputs[msg.channel];
+          if (!input) throw new EngineError('PROTOCOL', `batch for unknown input channel ${msg.channel}`);
+          const { rows, timestamps, sourceWatermarks } = msg;
+          for (let i = 0; i < rows.length; i++) this.onRecord(rows[i], timestamps[i], sourceWatermarks[i]);
+          this.env.transport.sendCredit(input.producer, input.creditKey, 1);
+          await this.waitForDownstream();
+          continue;
+        }
+        const frame = msg;
         const { kind, channel } = readFrameHeader(frame);
         const input = this.inputs[channel];
         if (!input) throw new EngineError('PROTOCOL', `frame for unknown input channel ${channel}`);

@@ -1,13 +1,30 @@
 import type { TaskLocation } from '../graph/types.js';
+import type { Row } from '../spec/types.js';
 
 /**
  * How a task reaches other tasks. The slot runtime implements it: a consumer in the same slot is
  * called directly; one in another slot of the same TaskManager gets the frame through a local
  * channel (worker message port); a remote one through the TaskManagers' gRPC data plane.
  */
+/**
+ * A batch of records for a consumer in the same slot: rows are handed over by reference, with no
+ * encoding (like Flink's chained/local exchange). Only transports whose `isLocal` says so get one.
+ */
+export interface LocalBatch {
+  channel: number;
+  rows: Row[];
+  timestamps: number[];
+  sourceWatermarks: number[];
+}
+
+/** What travels on a channel: an encoded frame (core/codec), or a local batch of records. */
+export type ChannelMessage = Uint8Array | LocalBatch;
+
 export interface Transport {
-  /** Sends one encoded frame to a consumer task. The transport may take ownership of `frame`'s buffer. */
-  sendFrame(consumer: TaskLocation, frame: Uint8Array): void;
+  /** Sends one frame to a consumer task. The transport may take ownership of a frame's buffer. */
+  sendFrame(consumer: TaskLocation, frame: ChannelMessage): void;
+  /** True when `consumer` runs in this thread, so records may be handed over as a LocalBatch. */
+  isLocal(consumer: TaskLocation): boolean;
   /** Returns `credits` for output channel `outputChannel` (`edgeId:consumerSubtask`) to a producer task. */
   sendCredit(producer: TaskLocation, outputChannel: string, credits: number): void;
 }

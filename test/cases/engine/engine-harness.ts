@@ -174,6 +174,8 @@ export interface EngineOptions {
   batchRecords?: number;
   /** credits (buffers in flight) per channel */
   channelCredits?: number;
+  /** hand records between tasks as objects (as inside one slot) instead of encoded frames */
+  localBatches?: boolean;
 }
 
 /**

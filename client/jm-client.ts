@@ -1,14 +1,13 @@
-import { EngineError } from '../core/errors/index.js';
 import {
+  channelOptions,
+  fluxoProto,
   type GetJobResponse,
+  grpc,
   type JobSummary,
   type ListJobsResponse,
   type ListTaskManagersResponse,
   type SubmitJobResponse,
   type TaskManagerInfo,
-  channelOptions,
-  fluxoProto,
-  grpc,
   unary,
 } from '../core/rpc/index.js';
 import type { JobSpec } from '../core/spec/types.js';
@@ -17,7 +16,15 @@ import type { JobSpec } from '../core/spec/types.js';
 export interface JobDetails {
   job: JobSummary;
   vertices: { id: string; name: string; parallelism: number }[];
-  tasks: { taskId: string; vertex: string; subtask: number; taskmanagerId: string; state: string; error?: string; counters?: Record<string, number> }[];
+  tasks: {
+    taskId: string;
+    vertex: string;
+    subtask: number;
+    taskmanagerId: string;
+    state: string;
+    error?: string;
+    counters?: Record<string, number>;
+  }[];
   totals: Record<string, number>;
   outputs: { results: string; deadLetters: string; late: string };
 }
@@ -54,11 +61,11 @@ export class JobManagerClient {
   }
 
   async listTaskManagers(): Promise<TaskManagerInfo[]> {
-    return (await unary<object, ListTaskManagersResponse>(this.client, 'listTaskManagers', {}, this.target)).taskmanagers;
+    return (await unary<object, ListTaskManagersResponse>(this.client, 'listTaskManagers', {}, this.target))
+      .taskmanagers;
   }
 
   close(): void {
     this.client.close();
   }
 }
-

@@ -19,7 +19,11 @@ function positiveInt(what: string) {
   };
 }
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
-const jmOption = ['--jobmanager <host:port>', 'JobManager RPC address (env FLUXO_JOBMANAGER)', process.env.FLUXO_JOBMANAGER ?? '127.0.0.1:6123'] as const;
+const jmOption = [
+  '--jobmanager <host:port>',
+  'JobManager RPC address (env FLUXO_JOBMANAGER)',
+  process.env.FLUXO_JOBMANAGER ?? '127.0.0.1:6123',
+] as const;
 
 program
   .name('fluxo')
@@ -32,7 +36,12 @@ program
   .description('run a JobManager: accepts jobs, schedules them onto TaskManagers, keeps job state in Redis')
   .option('--host <addr>', 'address to bind', '127.0.0.1')
   .option('--rpc-port <port>', 'gRPC port', positiveInt('--rpc-port'), 6123)
-  .option('--web-port <port>', 'HTTP status port (JSON: /overview, /jobs, /taskmanagers); 0 = off', positiveInt('--web-port'), 8081)
+  .option(
+    '--web-port <port>',
+    'HTTP status port (JSON: /overview, /jobs, /taskmanagers); 0 = off',
+    positiveInt('--web-port'),
+    8081,
+  )
   .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .action(async (o: { host: string; rpcPort: number; webPort: number; redis: string }) => {
     const { runJobManagerProcess } = await import('./processes.js');
@@ -48,10 +57,19 @@ program
   .option('--advertise-host <addr>', 'address other processes use to reach this TaskManager (default: --host)')
   .option('--data-port <port>', 'data/control port; 0 = any free port', positiveInt('--data-port'), 0)
   .option('--id <id>', 'TaskManager id (default: random)')
-  .action(async (o: { jobmanager: string; slots: number; host: string; advertiseHost?: string; dataPort: number; id?: string }) => {
-    const { runTaskManagerProcess } = await import('./processes.js');
-    await runTaskManagerProcess(o);
-  });
+  .action(
+    async (o: {
+      jobmanager: string;
+      slots: number;
+      host: string;
+      advertiseHost?: string;
+      dataPort: number;
+      id?: string;
+    }) => {
+      const { runTaskManagerProcess } = await import('./processes.js');
+      await runTaskManagerProcess(o);
+    },
+  );
 
 program
   .command('submit')
@@ -59,7 +77,12 @@ program
   .argument('<spec>', 'job spec file')
   .option(...jmOption)
   .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism'))
-  .option('--set <path=value>', 'override a spec value, e.g. --set steps[2].window.sizeMs=30000 (repeatable)', collect, [])
+  .option(
+    '--set <path=value>',
+    'override a spec value, e.g. --set steps[2].window.sizeMs=30000 (repeatable)',
+    collect,
+    [],
+  )
   .action(async (file: string, o: { jobmanager: string; parallelism?: number; set: string[] }) => {
     const { loadSpec } = await import('./spec.js');
     const spec = loadSpec(file, o.set, o.parallelism);
@@ -116,7 +139,9 @@ program
 
 program
   .command('stop')
-  .description('stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain)')
+  .description(
+    'stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain)',
+  )
   .argument('<job>', 'job id')
   .option(...jmOption)
   .option('--wait', 'wait until the job has ended and print its final state')
@@ -157,18 +182,37 @@ program
   .option('--set <path=value>', 'override a spec value (repeatable)', collect, [])
   .option('--summary-json <file>', 'also write the summary as JSON to this file')
   .option('--timeout <ms>', 'fail if the job has not ended after this many ms (0 = never)', positiveInt('--timeout'), 0)
-  .action(async (file: string, o: { taskmanagers: number; slots: number; parallelism?: number; set: string[]; summaryJson?: string; timeout: number }) => {
-    const { loadSpec } = await import('./spec.js');
-    const { runMiniCluster } = await import('./mini-cluster.js');
-    const spec = loadSpec(file, o.set, o.parallelism);
-    const ok = await runMiniCluster(spec, { taskmanagers: o.taskmanagers, slots: o.slots, summaryJson: o.summaryJson, timeoutMs: o.timeout });
-    process.exitCode = ok ? 0 : 1;
-  });
+  .action(
+    async (
+      file: string,
+      o: {
+        taskmanagers: number;
+        slots: number;
+        parallelism?: number;
+        set: string[];
+        summaryJson?: string;
+        timeout: number;
+      },
+    ) => {
+      const { loadSpec } = await import('./spec.js');
+      const { runMiniCluster } = await import('./mini-cluster.js');
+      const spec = loadSpec(file, o.set, o.parallelism);
+      const ok = await runMiniCluster(spec, {
+        taskmanagers: o.taskmanagers,
+        slots: o.slots,
+        summaryJson: o.summaryJson,
+        timeoutMs: o.timeout,
+      });
+      process.exitCode = ok ? 0 : 1;
+    },
+  );
 
 function report(err: unknown): never {
   if (err instanceof EngineError || (err instanceof Error && typeof (err as EngineError).code === 'string')) {
     const e = err as EngineError;
-    process.stderr.write(`fluxo: ${e.problems?.length ? `invalid job spec (${e.problems.length} problem${e.problems.length > 1 ? 's' : ''}):` : e.message}\n`);
+    process.stderr.write(
+      `fluxo: ${e.problems?.length ? `invalid job spec (${e.problems.length} problem${e.problems.length > 1 ? 's' : ''}):` : e.message}\n`,
+    );
     for (const p of e.problems ?? []) process.stderr.write(`  - ${p}\n`);
     if (process.env.LOG_LEVEL === 'debug') createLogger('fluxo').debug({ err }, 'error detail');
   } else {

@@ -31,7 +31,8 @@ const TERMINAL = new Set(['FINISHED', 'FAILED', 'CANCELED']);
  * Child logs go to stderr at LOG_LEVEL (default `warn` here, to keep the summary readable).
  */
 export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Promise<boolean> {
-  if (o.taskmanagers < 1 || o.slots < 1) throw new EngineError('NO_RESOURCES', '--taskmanagers and --slots must be at least 1');
+  if (o.taskmanagers < 1 || o.slots < 1)
+    throw new EngineError('NO_RESOURCES', '--taskmanagers and --slots must be at least 1');
   const logLevel = process.env.LOG_LEVEL ?? 'warn';
   process.env.LOG_LEVEL = logLevel;
   const say = (msg: string): void => void process.stderr.write(`${msg}\n`);
@@ -60,8 +61,22 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
     for (let i = 0; i < o.taskmanagers; i++) {
       const child = spawn(
         process.execPath,
-        [cli, 'taskmanager', '--jobmanager', `127.0.0.1:${jm.rpcPort}`, '--slots', String(o.slots), '--data-port', '0', '--id', `tm-${i + 1}`],
-        { env: { ...process.env, REDIS_URL: redis.url, FLUXO_CLUSTER_ID: clusterId, LOG_LEVEL: logLevel }, stdio: ['ignore', 'inherit', 'inherit'] },
+        [
+          cli,
+          'taskmanager',
+          '--jobmanager',
+          `127.0.0.1:${jm.rpcPort}`,
+          '--slots',
+          String(o.slots),
+          '--data-port',
+          '0',
+          '--id',
+          `tm-${i + 1}`,
+        ],
+        {
+          env: { ...process.env, REDIS_URL: redis.url, FLUXO_CLUSTER_ID: clusterId, LOG_LEVEL: logLevel },
+          stdio: ['ignore', 'inherit', 'inherit'],
+        },
       );
       child.once('exit', (code, signal) => exitWatch?.(`TaskManager tm-${i + 1} exited (${signal ?? `code ${code}`})`));
       children.push(child);
@@ -89,7 +104,8 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
       details = jm.status.job(jobId) as JobDetails;
     }
     say(summaryLines(details).join('\n'));
-    if (o.summaryJson) writeFileSync(o.summaryJson, `${JSON.stringify({ ...details, wallMs: Date.now() - started }, null, 2)}\n`);
+    if (o.summaryJson)
+      writeFileSync(o.summaryJson, `${JSON.stringify({ ...details, wallMs: Date.now() - started }, null, 2)}\n`);
     return details.job.state === 'FINISHED';
   } finally {
     process.removeListener('SIGINT', onSignal);
@@ -97,7 +113,12 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
   }
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number, message: string, onFail: (fail: (why: string) => void) => void): Promise<void> {
+async function waitFor(
+  cond: () => boolean,
+  timeoutMs: number,
+  message: string,
+  onFail: (fail: (why: string) => void) => void,
+): Promise<void> {
   let failure: string | undefined;
   onFail((why) => {
     failure = why;

@@ -1,12 +1,25 @@
 import type { JobSummary, TaskManagerInfo } from '../core/rpc/index.js';
 import type { JobDetails } from './jm-client.js';
 
-const fmtTime = (ms: number): string => (ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+const fmtTime = (ms: number): string =>
+  ms
+    ? new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')
+    : '-';
 const n = (x: number | undefined): string => (x ?? 0).toLocaleString('en-US');
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return `${rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')}\n`;
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
 }
 
 export function printJobs(jobs: JobSummary[]): void {
@@ -15,7 +28,8 @@ export function printJobs(jobs: JobSummary[]): void {
     return;
   }
   const rows = [['JOB ID', 'NAME', 'STATE', 'PARALLELISM', 'CREATED', 'ENDED']];
-  for (const j of jobs) rows.push([j.jobId, j.name, j.state, String(j.parallelism), fmtTime(j.createdAtMs), fmtTime(j.endedAtMs)]);
+  for (const j of jobs)
+    rows.push([j.jobId, j.name, j.state, String(j.parallelism), fmtTime(j.createdAtMs), fmtTime(j.endedAtMs)]);
   process.stdout.write(table(rows));
 }
 
@@ -27,7 +41,15 @@ export function printTaskManagers(tms: TaskManagerInfo[]): void {
   const rows = [['ID', 'ADDRESS', 'STATE', 'SLOTS USED/TOTAL', 'LAST HEARTBEAT', 'RSS MB', 'PID']];
   for (const t of tms) {
     const ago = t.lastHeartbeatMs ? `${((Date.now() - t.lastHeartbeatMs) / 1000).toFixed(1)} s ago` : '-';
-    rows.push([t.taskmanagerId, t.controlAddress, t.state, `${t.slotsUsed}/${t.slotsTotal}`, ago, (t.rssBytes / 1048576).toFixed(0), String(t.pid)]);
+    rows.push([
+      t.taskmanagerId,
+      t.controlAddress,
+      t.state,
+      `${t.slotsUsed}/${t.slotsTotal}`,
+      ago,
+      (t.rssBytes / 1048576).toFixed(0),
+      String(t.pid),
+    ]);
   }
   process.stdout.write(table(rows));
 }
@@ -35,7 +57,9 @@ export function printTaskManagers(tms: TaskManagerInfo[]): void {
 /** The readable job summary: counts and where the results went. */
 export function summaryLines(d: JobDetails): string[] {
   const t = d.totals;
-  const secs = d.job.endedAtMs ? ((d.job.endedAtMs - d.job.createdAtMs) / 1000).toFixed(1) : ((Date.now() - d.job.createdAtMs) / 1000).toFixed(1);
+  const secs = d.job.endedAtMs
+    ? ((d.job.endedAtMs - d.job.createdAtMs) / 1000).toFixed(1)
+    : ((Date.now() - d.job.createdAtMs) / 1000).toFixed(1);
   const lines = [
     `Job ${d.job.name} (${d.job.jobId}) ${d.job.state} after ${secs} s`,
     `  readings read     ${n(t.readingsIn)} from ${n(t.linesRead)} lines`,
@@ -54,7 +78,14 @@ export function printJobStatus(d: JobDetails): void {
   const rows = [['TASK', 'TASKMANAGER', 'STATE', 'RECORDS IN', 'RECORDS OUT', 'WATERMARK']];
   for (const t of d.tasks) {
     const wm = t.counters?.watermark;
-    rows.push([t.taskId, t.taskmanagerId, t.state, n(t.counters?.recordsIn), n(t.counters?.recordsOut), typeof wm === 'number' && Number.isFinite(wm) ? fmtTime(wm) : '-']);
+    rows.push([
+      t.taskId,
+      t.taskmanagerId,
+      t.state,
+      n(t.counters?.recordsIn),
+      n(t.counters?.recordsOut),
+      typeof wm === 'number' && Number.isFinite(wm) ? fmtTime(wm) : '-',
+    ]);
   }
   process.stdout.write(`${out.join('\n')}\n${table(rows)}`);
   for (const t of d.tasks) if (t.error) process.stdout.write(`  ${t.taskId}: ${t.error}\n`);

@@ -2,24 +2,24 @@ import { randomBytes } from 'node:crypto';
 import type { ClusterConfig } from '../core/config/index.js';
 import { EngineError } from '../core/errors/index.js';
 import { buildJobGraph, outputPaths, slotsNeeded } from '../core/graph/build.js';
-import { type SlotRef, buildDeployment } from '../core/graph/deploy.js';
+import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
 import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
 import {
   type CancelJobRequest,
+  channelOptions,
+  fluxoProto,
   type GetJobRequest,
+  grpc,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  handleUnary,
   type JobState,
   type JobSummary,
   type RegisterTaskManagerRequest,
   type ReportTaskStateRequest,
   type SubmitJobRequest,
   type TaskManagerInfo,
-  channelOptions,
-  fluxoProto,
-  grpc,
-  handleUnary,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -88,7 +88,6 @@ export class JobManager {
   private readonly store: JobStore;
   private monitor: NodeJS.Timeout | undefined;
   private port = 0;
-  private readonly waiters = new Set<() => void>();
 
   constructor(private readonly opts: JobManagerOptions) {
     this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);
@@ -123,13 +122,23 @@ export class JobManager {
       shutdown: handleUnary(async () => ({})),
     });
     this.port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.opts.host}:${this.opts.rpcPort}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.rpcPort}: ${err.message}`)) : resolve(p),
+      this.server.bindAsync(
+        `${this.opts.host}:${this.opts.rpcPort}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err, p) =>
+          err
+            ? reject(
+                new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.rpcPort}: ${err.message}`),
+              )
+            : resolve(p),
       );
     });
     this.monitor = setInterval(() => this.checkHeartbeats(), Math.min(500, this.opts.config.heartbeatIntervalMs));
     this.monitor.unref();
-    this.opts.log.info({ host: this.opts.host, rpcPort: this.port, redis: redact(this.opts.config.redisUrl) }, 'jobmanager listening');
+    this.opts.log.info(
+      { host: this.opts.host, rpcPort: this.port, redis: redact(this.opts.config.redisUrl) },
+      'jobmanager listening',
+    );
   }
 
   private stopping = false;
@@ -167,7 +176,17 @@ export class JobManager {
       } catch {
         continue;
       }
-      const job: Job = { jobId: rec.jobId, spec, graph, state: rec.state, attempt: rec.attempt, createdAtMs: rec.createdAtMs, endedAtMs: rec.endedAtMs, failure: rec.failure, tasks: new Map() };
+      const job: Job = {
+        jobId: rec.jobId,
+        spec,
+        graph,
+        state: rec.state,
+        attempt: rec.attempt,
+        createdAtMs: rec.createdAtMs,
+        endedAtMs: rec.endedAtMs,
+        failure: rec.failure,
+        tasks: new Map(),
+      };
       if (!TERMINAL.has(job.state)) {
         job.state = 'FAILED';
         job.failure = 'the JobManager restarted while the job ran (recovery comes with checkpoints)';
@@ -205,8 +224,14 @@ export class JobManager {
   async stopJob(jobId: string): Promise<JobState> {
     const job = this.getJob(jobId);
     if (job.state !== 'RUNNING') throw new EngineError('JOB_STATE', `job ${job.jobId} is ${job.state}, not RUNNING`);
-    const tmIds = new Set([...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.taskmanagerId));
-    await Promise.all([...tmIds].map((id) => unary(this.tmClient(id), 'stopSources', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`)));
+    const tmIds = new Set(
+      [...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.taskmanagerId),
+    );
+    await Promise.all(
+      [...tmIds].map((id) =>
+        unary(this.tmClient(id), 'stopSources', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`),
+      ),
+    );
     this.opts.log.info({ jobId: job.jobId }, 'job stopping (drain)');
     return job.state;
   }
@@ -217,7 +242,8 @@ export class JobManager {
   }
 
   private getJob(jobId: string): Job {
-    const job = this.jobs.get(jobId) ?? [...this.jobs.values()].find((j) => j.jobId.startsWith(jobId) && jobId.length >= 4);
+    const job =
+      this.jobs.get(jobId) ?? [...this.jobs.values()].find((j) => j.jobId.startsWith(jobId) && jobId.length >= 4);
     if (!job) throw new EngineError('JOB_NOT_FOUND', `no job ${jobId}`);
     return job;
   }
@@ -251,7 +277,15 @@ export class JobManager {
 
   /** Per-task state and counters plus job totals (the CLI's status and summary). */
   details(job: Job) {
-    const tasks = [...job.tasks.values()].map((t) => ({ taskId: t.desc.taskId, vertex: t.desc.vertexId, subtask: t.desc.subtask, taskmanagerId: t.taskmanagerId, state: t.state, error: t.error, counters: t.counters }));
+    const tasks = [...job.tasks.values()].map((t) => ({
+      taskId: t.desc.taskId,
+      vertex: t.desc.vertexId,
+      subtask: t.desc.subtask,
+      taskmanagerId: t.taskmanagerId,
+      state: t.state,
+      error: t.error,
+      counters: t.counters,
+    }));
     const sum = (vertex: string, f: keyof TaskCounters): number =>
       tasks.filter((t) => t.vertex === vertex).reduce((a, t) => a + (t.counters ? (t.counters[f] as number) : 0), 0);
     const totals = {
@@ -262,7 +296,9 @@ export class JobManager {
       late: sum('window', 'late'),
       windowsEmitted: sum('window', 'windowsEmitted'),
       sensors: sum('window', 'keys'),
-      resultsWritten: job.graph.vertices.some((v) => v.id === 'sink') ? sum('sink', 'rowsWritten') : sum('window', 'rowsWritten'),
+      resultsWritten: job.graph.vertices.some((v) => v.id === 'sink')
+        ? sum('sink', 'rowsWritten')
+        : sum('window', 'rowsWritten'),
       deadLettersWritten: sum('deadletters', 'rowsWritten'),
       lateWritten: sum('late', 'rowsWritten'),
     };
@@ -290,7 +326,11 @@ export class JobManager {
   private async registerTaskManager(req: RegisterTaskManagerRequest) {
     const old = this.tms.get(req.taskmanagerId);
     if (old && old.state === 'ALIVE') await this.loseTaskManager(old, 'it registered again');
-    const client = new (fluxoProto().TaskManagerService)(req.controlAddress, grpc.credentials.createInsecure(), channelOptions);
+    const client = new (fluxoProto().TaskManagerService)(
+      req.controlAddress,
+      grpc.credentials.createInsecure(),
+      channelOptions,
+    );
     this.tms.set(req.taskmanagerId, {
       id: req.taskmanagerId,
       address: req.controlAddress,
@@ -302,7 +342,10 @@ export class JobManager {
       state: 'ALIVE',
       client,
     });
-    this.opts.log.info({ taskmanagerId: req.taskmanagerId, address: req.controlAddress, slots: req.slots.length }, 'taskmanager registered');
+    this.opts.log.info(
+      { taskmanagerId: req.taskmanagerId, address: req.controlAddress, slots: req.slots.length },
+      'taskmanager registered',
+    );
     this.wakeWaiters();
     return { clusterId: this.opts.config.clusterId, heartbeatIntervalMs: this.opts.config.heartbeatIntervalMs };
   }
@@ -311,7 +354,7 @@ export class JobManager {
     let tm: TaskManagerEntry | undefined;
     call.on('data', (hb: HeartbeatRequest) => {
       const entry = this.tms.get(hb.taskmanagerId);
-      if (!entry || entry.state !== 'ALIVE') {
+      if (entry?.state !== 'ALIVE') {
         call.write({ known: false });
         return;
       }
@@ -341,7 +384,10 @@ export class JobManager {
     const now = Date.now();
     for (const tm of this.tms.values()) {
       if (tm.state === 'ALIVE' && now - tm.lastHeartbeatMs > this.opts.config.heartbeatTimeoutMs) {
-        void this.loseTaskManager(tm, `no heartbeat for ${now - tm.lastHeartbeatMs} ms (timeout ${this.opts.config.heartbeatTimeoutMs} ms)`);
+        void this.loseTaskManager(
+          tm,
+          `no heartbeat for ${now - tm.lastHeartbeatMs} ms (timeout ${this.opts.config.heartbeatTimeoutMs} ms)`,
+        );
       }
     }
     for (const job of this.jobs.values()) {
@@ -355,13 +401,17 @@ export class JobManager {
   private async loseTaskManager(tm: TaskManagerEntry, why: string): Promise<void> {
     if (tm.state === 'LOST') return;
     tm.state = 'LOST';
-    (this.stopping ? this.opts.log.info.bind(this.opts.log) : this.opts.log.warn.bind(this.opts.log))({ taskmanagerId: tm.id, address: tm.address, reason: why }, 'taskmanager lost');
+    (this.stopping ? this.opts.log.info.bind(this.opts.log) : this.opts.log.warn.bind(this.opts.log))(
+      { taskmanagerId: tm.id, address: tm.address, reason: why },
+      'taskmanager lost',
+    );
     const jobs = new Set(tm.used.values());
     tm.used.clear();
     tm.client.close();
     for (const jobId of jobs) {
       const job = this.jobs.get(jobId);
-      if (job && !TERMINAL.has(job.state)) await this.endJob(job, 'FAILED', `TASKMANAGER_LOST: TaskManager ${tm.id} (${tm.address}) lost: ${why}`);
+      if (job && !TERMINAL.has(job.state))
+        await this.endJob(job, 'FAILED', `TASKMANAGER_LOST: TaskManager ${tm.id} (${tm.address}) lost: ${why}`);
     }
   }
 
@@ -374,7 +424,17 @@ export class JobManager {
     }
     const graph = buildJobGraph(spec);
     const jobId = randomBytes(8).toString('hex');
-    const job: Job = { jobId, spec, graph, state: 'CREATED', attempt: 1, createdAtMs: Date.now(), endedAtMs: 0, failure: '', tasks: new Map() };
+    const job: Job = {
+      jobId,
+      spec,
+      graph,
+      state: 'CREATED',
+      attempt: 1,
+      createdAtMs: Date.now(),
+      endedAtMs: 0,
+      failure: '',
+      tasks: new Map(),
+    };
     this.jobs.set(jobId, job);
     await this.store.save(this.record(job));
     this.opts.log.info({ jobId, name: spec.name, slots: slotsNeeded(graph) }, 'job submitted');
@@ -392,7 +452,8 @@ export class JobManager {
     const max = Math.max(0, ...alive.map((t) => t.slots));
     // interleave TaskManagers so parallel subtasks spread over processes
     for (let s = 0; s < max; s++) {
-      for (const tm of alive) if (s < tm.slots && !tm.used.has(s)) out.push({ taskmanagerId: tm.id, slot: s, dataAddress: tm.address });
+      for (const tm of alive)
+        if (s < tm.slots && !tm.used.has(s)) out.push({ taskmanagerId: tm.id, slot: s, dataAddress: tm.address });
     }
     return out;
   }
@@ -419,7 +480,11 @@ export class JobManager {
       const byTm = new Map<string, TaskDeploymentDescriptor[]>();
       for (const d of descs) {
         const tmId = d.taskmanagerId;
-        job.tasks.set(d.taskId, { desc: { taskId: d.taskId, vertexId: d.vertexId, subtask: d.subtask }, taskmanagerId: tmId, state: 'DEPLOYING' });
+        job.tasks.set(d.taskId, {
+          desc: { taskId: d.taskId, vertexId: d.vertexId, subtask: d.subtask },
+          taskmanagerId: tmId,
+          state: 'DEPLOYING',
+        });
         const list = byTm.get(tmId) ?? [];
         list.push(d);
         byTm.set(tmId, list);
@@ -427,11 +492,21 @@ export class JobManager {
       try {
         await Promise.all(
           [...byTm].map(([tmId, list]) =>
-            unary(this.tmClient(tmId), 'deployTasks', { jobId: job.jobId, attempt: job.attempt, tasksJson: JSON.stringify(list) }, `TaskManager ${tmId}`, 30_000),
+            unary(
+              this.tmClient(tmId),
+              'deployTasks',
+              { jobId: job.jobId, attempt: job.attempt, tasksJson: JSON.stringify(list) },
+              `TaskManager ${tmId}`,
+              30_000,
+            ),
           ),
         );
         if (job.state !== 'CREATED') return;
-        await Promise.all([...byTm.keys()].map((tmId) => unary(this.tmClient(tmId), 'startTasks', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${tmId}`)));
+        await Promise.all(
+          [...byTm.keys()].map((tmId) =>
+            unary(this.tmClient(tmId), 'startTasks', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${tmId}`),
+          ),
+        );
       } catch (err) {
         await this.endJob(job, 'FAILED', `deploy failed: ${(err as Error).message}`);
         return;
@@ -445,7 +520,7 @@ export class JobManager {
 
   private tmClient(id: string): grpc.Client {
     const tm = this.tms.get(id);
-    if (!tm || tm.state !== 'ALIVE') throw new EngineError('TASKMANAGER_LOST', `TaskManager ${id} is gone`);
+    if (tm?.state !== 'ALIVE') throw new EngineError('TASKMANAGER_LOST', `TaskManager ${id} is gone`);
     return tm.client;
   }
 
@@ -458,8 +533,13 @@ export class JobManager {
     if (req.countersJson) task.counters = JSON.parse(req.countersJson) as TaskCounters;
     if (req.state === 'FAILED') {
       task.error = `${req.errorCode}: ${req.errorMessage}`;
-      if (!TERMINAL.has(job.state)) await this.endJob(job, 'FAILED', `task ${req.taskId} on ${req.taskmanagerId} failed: ${task.error}`);
-    } else if (req.state === 'FINISHED' && [...job.tasks.values()].every((t) => t.state === 'FINISHED') && !TERMINAL.has(job.state)) {
+      if (!TERMINAL.has(job.state))
+        await this.endJob(job, 'FAILED', `task ${req.taskId} on ${req.taskmanagerId} failed: ${task.error}`);
+    } else if (
+      req.state === 'FINISHED' &&
+      [...job.tasks.values()].every((t) => t.state === 'FINISHED') &&
+      !TERMINAL.has(job.state)
+    ) {
       await this.endJob(job, 'FINISHED', '');
     }
     return {};
@@ -489,8 +569,13 @@ export class JobManager {
       await Promise.all(
         [...tmIds].map((id) => {
           const tm = this.tms.get(id);
-          if (!tm || tm.state !== 'ALIVE') return Promise.resolve();
-          return unary(tm.client, 'cancelJobTasks', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`).catch(() => {});
+          if (tm?.state !== 'ALIVE') return Promise.resolve();
+          return unary(
+            tm.client,
+            'cancelJobTasks',
+            { jobId: job.jobId, attempt: job.attempt },
+            `TaskManager ${id}`,
+          ).catch(() => {});
         }),
       );
     }

@@ -28,7 +28,12 @@ export class JobStore {
     url: string,
     private readonly clusterId: string,
   ) {
-    this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: false, retryStrategy: (n) => Math.min(n * 200, 2000) });
+    this.redis = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: false,
+      retryStrategy: (n) => Math.min(n * 200, 2000),
+    });
     this.redis.on('error', () => {});
   }
 
@@ -43,9 +48,13 @@ export class JobStore {
       await this.redis.ping();
     } catch (err) {
       this.redis.disconnect();
-      throw new EngineError('REDIS_UNAVAILABLE', `cannot reach Redis at ${url}: ${(err as Error).message}. Start redis-server or set --redis / REDIS_URL`, {
-        cause: err,
-      });
+      throw new EngineError(
+        'REDIS_UNAVAILABLE',
+        `cannot reach Redis at ${url}: ${(err as Error).message}. Start redis-server or set --redis / REDIS_URL`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -61,7 +70,11 @@ export class JobStore {
       parallelism: String(job.parallelism),
       spec: job.specJson,
     };
-    await this.redis.multi().hset(this.key(job.jobId), fields).zadd(`fluxo:${this.clusterId}:jobs`, job.createdAtMs, job.jobId).exec();
+    await this.redis
+      .multi()
+      .hset(this.key(job.jobId), fields)
+      .zadd(`fluxo:${this.clusterId}:jobs`, job.createdAtMs, job.jobId)
+      .exec();
   }
 
   async load(jobId: string): Promise<JobRecord | undefined> {

@@ -1,4 +1,4 @@
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Logger } from '../core/log/index.js';
 
 /** Read-only JSON endpoints the JobManager serves on --web-port (the web page comes later). */
@@ -30,7 +30,10 @@ export async function startStatusServer(host: string, port: number, src: StatusS
       return send(404, { code: 'NOT_FOUND', message: `no route ${path}` });
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return send(e.code === 'JOB_NOT_FOUND' ? 404 : 500, { code: e.code ?? 'INTERNAL', message: e.message ?? String(err) });
+      return send(e.code === 'JOB_NOT_FOUND' ? 404 : 500, {
+        code: e.code ?? 'INTERNAL',
+        message: e.message ?? String(err),
+      });
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -22,7 +22,8 @@ function post(msg: FromSlot, transfer?: ArrayBuffer[]): void {
 
 /** Makes `frame` own a whole ArrayBuffer so it can be transferred without copying twice. */
 function owned(frame: Uint8Array): Uint8Array {
-  if (frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength && frame.buffer instanceof ArrayBuffer) return frame;
+  if (frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength && frame.buffer instanceof ArrayBuffer)
+    return frame;
   return frame.slice();
 }
 
@@ -36,7 +37,8 @@ const transport: Transport = {
       if (t) setImmediate(() => t.onFrame(frame));
       return;
     }
-    if (!(frame instanceof Uint8Array)) throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
+    if (!(frame instanceof Uint8Array))
+      throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
     const f = owned(frame);
     post({ t: 'frame', dest: consumer, frame: f }, [f.buffer as ArrayBuffer]);
   },
@@ -52,7 +54,10 @@ const transport: Transport = {
 
 function errorInfo(err: unknown): { code: string; message: string } {
   const e = err as { code?: unknown; message?: unknown };
-  return { code: typeof e?.code === 'string' ? e.code : 'TASK_FAILED', message: typeof e?.message === 'string' ? e.message : String(err) };
+  return {
+    code: typeof e?.code === 'string' ? e.code : 'TASK_FAILED',
+    message: typeof e?.message === 'string' ? e.message : String(err),
+  };
 }
 
 port.on('message', (msg: ToSlot) => {
@@ -61,7 +66,12 @@ port.on('message', (msg: ToSlot) => {
       const created: Task[] = [];
       try {
         for (const d of msg.descs) {
-          const task = new Task(d, { transport, config: data.config, log: log.child({ jobId: d.jobId, taskId: d.taskId }), redisUrl: data.redisUrl });
+          const task = new Task(d, {
+            transport,
+            config: data.config,
+            log: log.child({ jobId: d.jobId, taskId: d.taskId }),
+            redisUrl: data.redisUrl,
+          });
           created.push(task);
         }
       } catch (err) {
@@ -74,13 +84,31 @@ port.on('message', (msg: ToSlot) => {
         tasks.set(d.taskKey, task);
         task.done.then(
           () => {
-            post({ t: 'state', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, state: task.wasCancelled ? 'CANCELED' : 'FINISHED', errorCode: '', errorMessage: '', counters: task.counters });
+            post({
+              t: 'state',
+              jobId: d.jobId,
+              attempt: d.attempt,
+              taskId: d.taskId,
+              state: task.wasCancelled ? 'CANCELED' : 'FINISHED',
+              errorCode: '',
+              errorMessage: '',
+              counters: task.counters,
+            });
             tasks.delete(d.taskKey);
           },
           (err) => {
             const info = errorInfo(err);
             log.error({ jobId: d.jobId, taskId: d.taskId, err }, 'task failed');
-            post({ t: 'state', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, state: 'FAILED', errorCode: info.code, errorMessage: info.message, counters: task.counters });
+            post({
+              t: 'state',
+              jobId: d.jobId,
+              attempt: d.attempt,
+              taskId: d.taskId,
+              state: 'FAILED',
+              errorCode: info.code,
+              errorMessage: info.message,
+              counters: task.counters,
+            });
             tasks.delete(d.taskKey);
           },
         );
@@ -113,7 +141,15 @@ port.on('message', (msg: ToSlot) => {
 
 setInterval(() => {
   if (tasks.size === 0) return;
-  post({ t: 'metrics', tasks: [...tasks.values()].map((t) => ({ jobId: t.desc.jobId, attempt: t.desc.attempt, taskId: t.desc.taskId, counters: t.counters })) });
+  post({
+    t: 'metrics',
+    tasks: [...tasks.values()].map((t) => ({
+      jobId: t.desc.jobId,
+      attempt: t.desc.attempt,
+      taskId: t.desc.taskId,
+      counters: t.counters,
+    })),
+  });
 }, data.metricsIntervalMs).unref();
 
 post({ t: 'ready' });

@@ -10,16 +10,16 @@ import type { Logger } from '../core/log/index.js';
 import {
   type CancelJobTasksRequest,
   type CreditMessage,
+  channelOptions,
   type DataMessage,
   type DeployTasksRequest,
-  type HeartbeatRequest,
-  type HeartbeatResponse,
-  type RegisterTaskManagerResponse,
-  type StartTasksRequest,
-  channelOptions,
   fluxoProto,
   grpc,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
   handleUnary,
+  type RegisterTaskManagerResponse,
+  type StartTasksRequest,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -65,7 +65,10 @@ export class TaskManager {
   private readonly taskSlot = new Map<string, number>();
   private readonly outStreams = new Map<string, grpc.ClientDuplexStream<DataMessage, CreditMessage>>();
   private readonly inStreams = new Map<string, grpc.ServerDuplexStream<DataMessage, CreditMessage>>();
-  private readonly metrics = new Map<string, { jobId: string; attempt: number; taskId: string; counters: TaskCounters }>();
+  private readonly metrics = new Map<
+    string,
+    { jobId: string; attempt: number; taskId: string; counters: TaskCounters }
+  >();
   private readonly deployWaiters = new Map<number, { left: number; errors: string[]; done: () => void }>();
   private nextReqId = 1;
   private stopping = false;
@@ -107,11 +110,20 @@ export class TaskManager {
       exchange: (call: grpc.ServerDuplexStream<DataMessage, CreditMessage>) => this.onExchange(call),
     });
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.opts.host}:${this.opts.dataPort}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.dataPort}: ${err.message}`)) : resolve(p),
+      this.server.bindAsync(
+        `${this.opts.host}:${this.opts.dataPort}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err, p) =>
+          err
+            ? reject(
+                new EngineError('INTERNAL', `cannot listen on ${this.opts.host}:${this.opts.dataPort}: ${err.message}`),
+              )
+            : resolve(p),
       );
     });
-    const adv = this.opts.advertiseHost ?? (this.opts.host === '0.0.0.0' || this.opts.host === '::' ? hostname() : this.opts.host);
+    const adv =
+      this.opts.advertiseHost ??
+      (this.opts.host === '0.0.0.0' || this.opts.host === '::' ? hostname() : this.opts.host);
     this.address = `${adv}:${port}`;
     log.info({ taskmanagerId: this.id, address: this.address, slots: this.slots.length }, 'taskmanager listening');
     await this.register();
@@ -174,12 +186,18 @@ export class TaskManager {
           `JobManager at ${target}`,
           5_000,
         );
-        this.opts.log.info({ taskmanagerId: this.id, jobmanager: target, clusterId: res.clusterId }, 'registered with jobmanager');
+        this.opts.log.info(
+          { taskmanagerId: this.id, jobmanager: target, clusterId: res.clusterId },
+          'registered with jobmanager',
+        );
         this.startHeartbeats(res.heartbeatIntervalMs || this.opts.config.heartbeatIntervalMs);
         return;
       } catch (err) {
         if (Date.now() > deadline) {
-          throw new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`);
+          throw new EngineError(
+            'JOBMANAGER_UNAVAILABLE',
+            `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`,
+          );
         }
         this.opts.log.warn({ jobmanager: target, retryInMs: delay }, 'jobmanager not reachable, retrying');
         await new Promise((r) => setTimeout(r, delay));
@@ -190,10 +208,15 @@ export class TaskManager {
 
   private startHeartbeats(intervalMs: number): void {
     const client = this.jmClient as grpc.Client;
-    const call = (client as unknown as { heartbeat: () => grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> }).heartbeat();
+    const call = (
+      client as unknown as { heartbeat: () => grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> }
+    ).heartbeat();
     this.heartbeatCall = call;
     const beat = (): void => {
-      const tasks = [...this.metrics.values()].map((m) => ({ taskId: `${m.jobId}:${m.attempt}:${m.taskId}`, countersJson: JSON.stringify(m.counters) }));
+      const tasks = [...this.metrics.values()].map((m) => ({
+        taskId: `${m.jobId}:${m.attempt}:${m.taskId}`,
+        countersJson: JSON.stringify(m.counters),
+      }));
       call.write({ taskmanagerId: this.id, sentAtMs: Date.now(), rssBytes: process.memoryUsage.rss(), tasks });
     };
     beat();
@@ -235,7 +258,11 @@ export class TaskManager {
     const descs = JSON.parse(req.tasksJson) as TaskDeploymentDescriptor[];
     const bySlot = new Map<number, TaskDeploymentDescriptor[]>();
     for (const d of descs) {
-      if (d.slot >= this.slots.length) throw new EngineError('NO_RESOURCES', `task ${d.taskId} wants slot ${d.slot}, this taskmanager has ${this.slots.length}`);
+      if (d.slot >= this.slots.length)
+        throw new EngineError(
+          'NO_RESOURCES',
+          `task ${d.taskId} wants slot ${d.slot}, this taskmanager has ${this.slots.length}`,
+        );
       const list = bySlot.get(d.slot) ?? [];
       list.push(d);
       bySlot.set(d.slot, list);
@@ -245,7 +272,8 @@ export class TaskManager {
     const errors: string[] = [];
     await new Promise<void>((done) => {
       this.deployWaiters.set(reqId, { left: bySlot.size, errors, done });
-      for (const [slot, list] of bySlot) this.slots[slot].worker.postMessage({ t: 'deploy', reqId, descs: list } satisfies ToSlot);
+      for (const [slot, list] of bySlot)
+        this.slots[slot].worker.postMessage({ t: 'deploy', reqId, descs: list } satisfies ToSlot);
       if (bySlot.size === 0) done();
     });
     this.deployWaiters.delete(reqId);
@@ -301,12 +329,19 @@ export class TaskManager {
   /** Delivers a frame to a task: to a local slot worker, or over the Exchange stream to its TaskManager. */
   private route(dest: TaskLocation, frame: Uint8Array): void {
     if (dest.taskmanagerId === this.id) {
-      this.slots[dest.slot]?.worker.postMessage({ t: 'frame', taskKey: dest.taskKey, frame } satisfies ToSlot, [frame.buffer as ArrayBuffer]);
+      this.slots[dest.slot]?.worker.postMessage({ t: 'frame', taskKey: dest.taskKey, frame } satisfies ToSlot, [
+        frame.buffer as ArrayBuffer,
+      ]);
       return;
     }
     const stream = this.outStream(dest.dataAddress);
     const [jobId, attempt] = dest.taskKey.split(':');
-    stream.write({ jobId, attempt: Number(attempt), targetTask: dest.taskKey, frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength) });
+    stream.write({
+      jobId,
+      attempt: Number(attempt),
+      targetTask: dest.taskKey,
+      frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength),
+    });
   }
 
   private routeCredit(dest: TaskLocation, key: string, credits: number): void {
@@ -332,10 +367,18 @@ export class TaskManager {
     }
     const md = new grpc.Metadata();
     md.set('fluxo-from-tm', this.id);
-    const stream = (client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataMessage, CreditMessage> }).exchange(md);
+    const stream = (
+      client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataMessage, CreditMessage> }
+    ).exchange(md);
     stream.on('data', (c: CreditMessage) => {
       const slot = this.taskSlot.get(c.producerTask);
-      if (slot !== undefined) this.slots[slot].worker.postMessage({ t: 'credit', taskKey: c.producerTask, key: c.outputChannel, credits: c.credits } satisfies ToSlot);
+      if (slot !== undefined)
+        this.slots[slot].worker.postMessage({
+          t: 'credit',
+          taskKey: c.producerTask,
+          key: c.outputChannel,
+          credits: c.credits,
+        } satisfies ToSlot);
     });
     const drop = (err?: Error): void => {
       if (this.outStreams.get(address) === stream) this.outStreams.delete(address);
@@ -356,7 +399,9 @@ export class TaskManager {
       if (slot === undefined) return; // task gone (cancelled): drop
       const frame = new Uint8Array(m.frame.byteLength);
       frame.set(m.frame);
-      this.slots[slot].worker.postMessage({ t: 'frame', taskKey: m.targetTask, frame } satisfies ToSlot, [frame.buffer]);
+      this.slots[slot].worker.postMessage({ t: 'frame', taskKey: m.targetTask, frame } satisfies ToSlot, [
+        frame.buffer,
+      ]);
     });
     const close = (): void => {
       if (this.inStreams.get(from) === call) this.inStreams.delete(from);

@@ -35,7 +35,10 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, def: number, problems:
  * Builds the frozen cluster config from defaults and env.
  * @throws Error listing every invalid variable.
  */
-export function loadClusterConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ClusterConfig> = {}): Readonly<ClusterConfig> {
+export function loadClusterConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<ClusterConfig> = {},
+): Readonly<ClusterConfig> {
   const problems: string[] = [];
   const cfg: ClusterConfig = {
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',

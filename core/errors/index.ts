@@ -46,5 +46,7 @@ export class EngineError extends Error {
 
 /** True when `e` carries an engine error code (works across module copies and after gRPC). */
 export function isEngineError(e: unknown): e is EngineError {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && e instanceof Error;
+  return (
+    typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && e instanceof Error
+  );
 }

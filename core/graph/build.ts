@@ -21,7 +21,11 @@ function sourceSplits(spec: JobSpec): number {
 }
 
 /** Output row fields of the window-aggregate operator, in the order they are written. */
-export function windowResultFields(keyFields: string[], aggregates: AggregateSpec[], types: Map<string, FieldType>): FieldDesc[] {
+export function windowResultFields(
+  keyFields: string[],
+  aggregates: AggregateSpec[],
+  types: Map<string, FieldType>,
+): FieldDesc[] {
   const fields: FieldDesc[] = [{ name: 'key', type: 'string' }];
   if (keyFields.length > 1) for (const k of keyFields) fields.push({ name: k, type: types.get(k) ?? 'string' });
   fields.push({ name: 'windowStart', type: 'int' }, { name: 'windowEnd', type: 'int' });
@@ -77,7 +81,8 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
         return;
     }
   });
-  if (problems.length > 0) throw new EngineError('SPEC_INVALID', `invalid job spec: ${problems.join('; ')}`, { problems });
+  if (problems.length > 0)
+    throw new EngineError('SPEC_INVALID', `invalid job spec: ${problems.join('; ')}`, { problems });
 
   const vertices: JobVertex[] = [];
   const edges: JobEdge[] = [];
@@ -99,25 +104,81 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
     const windowOps: OperatorDesc[] = [{ kind: 'window', window: windowStep.window, aggregates, keyFields }];
     const resultFields = windowResultFields(keyFields, aggregates, types);
     if (!sinkIsVertex) windowOps.push({ kind: 'sink', sink: spec.sink, role: 'main', fields: resultFields });
-    vertices.push({ id: 'window', name: `Window(${windowStep.window.type}) → Aggregate`, parallelism, operators: windowOps });
-    edges.push({ id: edges.length, source: 'source', target: 'window', output: 'main', partitioner: 'hash', keyFields, schema: hashSchema });
+    vertices.push({
+      id: 'window',
+      name: `Window(${windowStep.window.type}) → Aggregate`,
+      parallelism,
+      operators: windowOps,
+    });
+    edges.push({
+      id: edges.length,
+      source: 'source',
+      target: 'window',
+      output: 'main',
+      partitioner: 'hash',
+      keyFields,
+      schema: hashSchema,
+    });
     mainProducer = 'window';
     mainFields = resultFields;
     const lateFields: FieldDesc[] = [...hashSchema, { name: 'watermarkMs', type: 'double' }];
-    vertices.push({ id: 'late', name: 'Late data', parallelism: 1, operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }] });
-    edges.push({ id: edges.length, source: 'window', target: 'late', output: 'late', partitioner: 'global', keyFields: [], schema: lateFields });
-  } else if (spec.sink.type === 'redis') {
-    throw new EngineError('SPEC_INVALID', 'invalid job spec: sink: a redis sink needs keyBy, window and aggregate steps', {
-      problems: ['sink: a redis sink needs keyBy, window and aggregate steps'],
+    vertices.push({
+      id: 'late',
+      name: 'Late data',
+      parallelism: 1,
+      operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }],
     });
+    edges.push({
+      id: edges.length,
+      source: 'window',
+      target: 'late',
+      output: 'late',
+      partitioner: 'global',
+      keyFields: [],
+      schema: lateFields,
+    });
+  } else if (spec.sink.type === 'redis') {
+    throw new EngineError(
+      'SPEC_INVALID',
+      'invalid job spec: sink: a redis sink needs keyBy, window and aggregate steps',
+      {
+        problems: ['sink: a redis sink needs keyBy, window and aggregate steps'],
+      },
+    );
   }
 
   if (sinkIsVertex) {
-    vertices.push({ id: 'sink', name: `Sink: ${spec.sink.type}`, parallelism: 1, operators: [{ kind: 'sink', sink: spec.sink as FileSinkSpec | StdoutSinkSpec, role: 'main', fields: mainFields }] });
-    edges.push({ id: edges.length, source: mainProducer, target: 'sink', output: 'main', partitioner: 'global', keyFields: [], schema: mainFields });
+    vertices.push({
+      id: 'sink',
+      name: `Sink: ${spec.sink.type}`,
+      parallelism: 1,
+      operators: [{ kind: 'sink', sink: spec.sink as FileSinkSpec | StdoutSinkSpec, role: 'main', fields: mainFields }],
+    });
+    edges.push({
+      id: edges.length,
+      source: mainProducer,
+      target: 'sink',
+      output: 'main',
+      partitioner: 'global',
+      keyFields: [],
+      schema: mainFields,
+    });
   }
-  vertices.push({ id: 'deadletters', name: 'Dead letters', parallelism: 1, operators: [{ kind: 'sink', sink: spec.deadLetter, role: 'deadLetter', fields: deadLetterFields }] });
-  edges.push({ id: edges.length, source: 'source', target: 'deadletters', output: 'deadLetter', partitioner: 'global', keyFields: [], schema: deadLetterFields });
+  vertices.push({
+    id: 'deadletters',
+    name: 'Dead letters',
+    parallelism: 1,
+    operators: [{ kind: 'sink', sink: spec.deadLetter, role: 'deadLetter', fields: deadLetterFields }],
+  });
+  edges.push({
+    id: edges.length,
+    source: 'source',
+    target: 'deadletters',
+    output: 'deadLetter',
+    partitioner: 'global',
+    keyFields: [],
+    schema: deadLetterFields,
+  });
 
   return { name: spec.name, maxParallelism: spec.maxParallelism, vertices, edges };
 }

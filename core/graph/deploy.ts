@@ -16,7 +16,13 @@ export interface SlotRef {
  * by edge (in edge order), then by producer subtask.
  * @param slots at least `max(parallelism)` slots, in the order they should be used
  */
-export function buildDeployment(jobId: string, attempt: number, spec: JobSpec, graph: JobGraph, slots: SlotRef[]): TaskDeploymentDescriptor[] {
+export function buildDeployment(
+  jobId: string,
+  attempt: number,
+  spec: JobSpec,
+  graph: JobGraph,
+  slots: SlotRef[],
+): TaskDeploymentDescriptor[] {
   const location = new Map<string, TaskLocation[]>();
   const used = Math.max(...graph.vertices.map((v) => v.parallelism));
   for (const v of graph.vertices) {
@@ -27,7 +33,12 @@ export function buildDeployment(jobId: string, attempt: number, spec: JobSpec, g
     for (let i = 0; i < v.parallelism; i++) {
       const s = slots[offset + i];
       if (!s) throw new Error(`not enough slots for ${v.id}[${i}]`);
-      locs.push({ taskKey: taskKeyOf(jobId, attempt, `${v.id}-${i}`), taskmanagerId: s.taskmanagerId, dataAddress: s.dataAddress, slot: s.slot });
+      locs.push({
+        taskKey: taskKeyOf(jobId, attempt, `${v.id}-${i}`),
+        taskmanagerId: s.taskmanagerId,
+        dataAddress: s.dataAddress,
+        slot: s.slot,
+      });
     }
     location.set(v.id, locs);
   }
@@ -56,13 +67,20 @@ export function buildDeployment(jobId: string, attempt: number, spec: JobSpec, g
         graph,
         inputs: graph.edges
           .filter((e) => e.target === v.id)
-          .map((e) => ({ edgeId: e.id, channelBase: channelBase.get(e.id) as number, producers: location.get(e.source) as TaskLocation[] })),
+          .map((e) => ({
+            edgeId: e.id,
+            channelBase: channelBase.get(e.id) as number,
+            producers: location.get(e.source) as TaskLocation[],
+          })),
         outputs: graph.edges
           .filter((e) => e.source === v.id)
-          .map((e) => ({ edgeId: e.id, consumers: location.get(e.target) as TaskLocation[], consumerChannel: (channelBase.get(e.id) as number) + i })),
+          .map((e) => ({
+            edgeId: e.id,
+            consumers: location.get(e.target) as TaskLocation[],
+            consumerChannel: (channelBase.get(e.id) as number) + i,
+          })),
       });
     }
   }
   return descs;
 }
-

@@ -1,4 +1,12 @@
-import type { AggregateSpec, FieldType, FileSinkSpec, JobSpec, SinkSpec, StdoutSinkSpec, WindowSpec } from '../spec/types.js';
+import type {
+  AggregateSpec,
+  FieldType,
+  FileSinkSpec,
+  JobSpec,
+  SinkSpec,
+  StdoutSinkSpec,
+  WindowSpec,
+} from '../spec/types.js';
 
 /** How records of an edge are distributed over the consumer's subtasks (Flink's partitioners). */
 export type Partitioner = 'forward' | 'hash' | 'rebalance' | 'global';

@@ -5,8 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { EngineError, type ErrorCode } from '../errors/index.js';
 
-export { grpc };
 export type * from './types.js';
+export { grpc };
 
 /** Finds proto/fluxo.proto from this module, whether it runs from source or from dist/. */
 function protoPath(): string {
@@ -24,7 +24,13 @@ let cached: grpc.GrpcObject | undefined;
 /** The loaded `fluxo.v1` package (service constructors and definitions). Field names are camelCase; uint64 are JS numbers. */
 export function fluxoProto(): Record<string, grpc.ServiceClientConstructor> {
   if (!cached) {
-    const def = protoLoader.loadSync(protoPath(), { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+    const def = protoLoader.loadSync(protoPath(), {
+      keepCase: false,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
     cached = grpc.loadPackageDefinition(def);
   }
   const fluxo = cached.fluxo as grpc.GrpcObject;
@@ -69,7 +75,9 @@ export function fromServiceError(err: grpc.ServiceError, target: string): Engine
     return new EngineError(code as ErrorCode, err.details, { problems });
   }
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
-    const why = (err.details || 'unavailable').replace(/\s*Resolution note:.*$/s, '').replace(/^No connection established\. Last error: (Error: )?/, '');
+    const why = (err.details || 'unavailable')
+      .replace(/\s*Resolution note:.*$/s, '')
+      .replace(/^No connection established\. Last error: (Error: )?/, '');
     return new EngineError('JOBMANAGER_UNAVAILABLE', `cannot reach ${target}: ${why}`, {
       retryable: true,
       cause: err,
@@ -79,9 +87,16 @@ export function fromServiceError(err: grpc.ServiceError, target: string): Engine
 }
 
 /** Promisifies one unary call of a grpc-js client. */
-export function unary<Req, Res>(client: grpc.Client, method: string, req: Req, target: string, deadlineMs = 10_000): Promise<Res> {
+export function unary<Req, Res>(
+  client: grpc.Client,
+  method: string,
+  req: Req,
+  target: string,
+  deadlineMs = 10_000,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<string, Function>)[method];
+    type UnaryFn = (req: Req, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+    const fn = (client as unknown as Record<string, UnaryFn>)[method];
     fn.call(client, req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) => {
       if (err) reject(fromServiceError(err, target));
       else resolve(res);

@@ -2,37 +2,115 @@
  * TypeScript shapes of the messages in proto/fluxo.proto, as @grpc/proto-loader delivers them
  * (camelCase fields, uint64 as number). Kept in this one place; update together with the proto.
  */
-export interface SlotAddress { index: number; dataAddress: string }
-export interface RegisterTaskManagerRequest { taskmanagerId: string; controlAddress: string; slots: SlotAddress[]; pid: number; hostname: string }
-export interface RegisterTaskManagerResponse { clusterId: string; heartbeatIntervalMs: number }
-export interface TaskMetrics { taskId: string; countersJson: string }
-export interface HeartbeatRequest { taskmanagerId: string; sentAtMs: number; rssBytes: number; tasks: TaskMetrics[] }
-export interface HeartbeatResponse { known: boolean }
+export interface SlotAddress {
+  index: number;
+  dataAddress: string;
+}
+export interface RegisterTaskManagerRequest {
+  taskmanagerId: string;
+  controlAddress: string;
+  slots: SlotAddress[];
+  pid: number;
+  hostname: string;
+}
+export interface RegisterTaskManagerResponse {
+  clusterId: string;
+  heartbeatIntervalMs: number;
+}
+export interface TaskMetrics {
+  taskId: string;
+  countersJson: string;
+}
+export interface HeartbeatRequest {
+  taskmanagerId: string;
+  sentAtMs: number;
+  rssBytes: number;
+  tasks: TaskMetrics[];
+}
+export interface HeartbeatResponse {
+  known: boolean;
+}
 export type TaskState = 'DEPLOYING' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELED';
 export interface ReportTaskStateRequest {
-  taskmanagerId: string; jobId: string; attempt: number; taskId: string; state: TaskState;
-  errorCode: string; errorMessage: string; countersJson: string;
+  taskmanagerId: string;
+  jobId: string;
+  attempt: number;
+  taskId: string;
+  state: TaskState;
+  errorCode: string;
+  errorMessage: string;
+  countersJson: string;
 }
 export type JobState = 'CREATED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELED';
 export interface JobSummary {
-  jobId: string; name: string; state: JobState; attempt: number; createdAtMs: number; endedAtMs: number;
-  failure: string; parallelism: number;
+  jobId: string;
+  name: string;
+  state: JobState;
+  attempt: number;
+  createdAtMs: number;
+  endedAtMs: number;
+  failure: string;
+  parallelism: number;
 }
-export interface SubmitJobRequest { specJson: string }
-export interface SubmitJobResponse { jobId: string }
-export interface ListJobsResponse { jobs: JobSummary[] }
-export interface GetJobRequest { jobId: string }
-export interface GetJobResponse { job: JobSummary; detailsJson: string }
-export interface CancelJobRequest { jobId: string }
-export interface CancelJobResponse { state: string }
-export interface StopJobRequest { jobId: string }
+export interface SubmitJobRequest {
+  specJson: string;
+}
+export interface SubmitJobResponse {
+  jobId: string;
+}
+export interface ListJobsResponse {
+  jobs: JobSummary[];
+}
+export interface GetJobRequest {
+  jobId: string;
+}
+export interface GetJobResponse {
+  job: JobSummary;
+  detailsJson: string;
+}
+export interface CancelJobRequest {
+  jobId: string;
+}
+export interface CancelJobResponse {
+  state: string;
+}
+export interface StopJobRequest {
+  jobId: string;
+}
 export interface TaskManagerInfo {
-  taskmanagerId: string; controlAddress: string; slotsTotal: number; slotsUsed: number; lastHeartbeatMs: number;
-  state: string; rssBytes: number; pid: number;
+  taskmanagerId: string;
+  controlAddress: string;
+  slotsTotal: number;
+  slotsUsed: number;
+  lastHeartbeatMs: number;
+  state: string;
+  rssBytes: number;
+  pid: number;
 }
-export interface ListTaskManagersResponse { taskmanagers: TaskManagerInfo[] }
-export interface DeployTasksRequest { jobId: string; attempt: number; tasksJson: string }
-export interface StartTasksRequest { jobId: string; attempt: number }
-export interface CancelJobTasksRequest { jobId: string; attempt: number }
-export interface DataMessage { jobId: string; attempt: number; targetTask: string; frame: Buffer }
-export interface CreditMessage { producerTask: string; outputChannel: string; credits: number }
+export interface ListTaskManagersResponse {
+  taskmanagers: TaskManagerInfo[];
+}
+export interface DeployTasksRequest {
+  jobId: string;
+  attempt: number;
+  tasksJson: string;
+}
+export interface StartTasksRequest {
+  jobId: string;
+  attempt: number;
+}
+export interface CancelJobTasksRequest {
+  jobId: string;
+  attempt: number;
+}
+export interface DataMessage {
+  jobId: string;
+  attempt: number;
+  targetTask: string;
+  frame: Buffer;
+}
+export interface CreditMessage {
+  producerTask: string;
+  outputChannel: string;
+  credits: number;
+}

@@ -1,24 +1,14 @@
-import { compileFilter, compileMap } from '../expr/cel.js';
-import { type ExprFields, inferMapTypes } from '../expr/cel.js';
-import { sourceExprFields } from '../spec/fields.js';
+import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
 import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
+import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
 import { keyGroupRange } from '../state/keygroups.js';
 import { WindowOperator } from '../windows/window-operator.js';
 import type { OutputGate } from './output.js';
-import { LineSink, RedisHashSink, isLineSinkSpec } from './sinks.js';
-import type { TaskCounters } from './transport.js';
+import { isLineSinkSpec, LineSink, RedisHashSink } from './sinks.js';
+import type { Downstream, TaskCounters } from './transport.js';
 
-/** One link of an operator chain. Chained operators call each other directly, passing rows by reference. */
-export interface Downstream {
-  processElement(row: Row, ts: number, sourceWatermark: number): void;
-  processWatermark(wm: number): void;
-  endOfInput(): Promise<void>;
-  /** work the task must wait for before taking more input (a sink's write backpressure), or null */
-  pending?(): Promise<void> | null;
-  /** release resources without flushing (task canceled or failed) */
-  close?(): void;
-}
+export type { Downstream } from './transport.js';
 
 /** The end of a chain that is not a sink: records leave the task through the output gate. */
 class GateOutput implements Downstream {
@@ -173,12 +163,19 @@ export function buildChain(ctx: ChainContext): Chain {
     switch (o.kind) {
       case 'filter': {
         const where = `steps[${o.stepIndex}].filter`;
-        link = new FilterOperator(compileFilter(o.expr, seen[i]), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row), ctx.counters);
+        link = new FilterOperator(
+          compileFilter(o.expr, seen[i]),
+          next,
+          (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row),
+          ctx.counters,
+        );
         break;
       }
       case 'map': {
         const where = `steps[${o.stepIndex}].map`;
-        link = new MapOperator(compileMap(o.fields, seen[i]), next, (row, err) => ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row));
+        link = new MapOperator(compileMap(o.fields, seen[i]), next, (row, err) =>
+          ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row),
+        );
         break;
       }
       case 'window':

@@ -20,7 +20,13 @@ export interface LocalRunResult {
  */
 export async function runJobLocally(
   spec: JobSpec,
-  opts: { parallelism?: number; redisUrl?: string; batchRecords?: number; channelCredits?: number; localBatches?: boolean } = {},
+  opts: {
+    parallelism?: number;
+    redisUrl?: string;
+    batchRecords?: number;
+    channelCredits?: number;
+    localBatches?: boolean;
+  } = {},
 ): Promise<LocalRunResult> {
   const s: JobSpec = opts.parallelism ? { ...spec, parallelism: opts.parallelism } : spec;
   const graph = buildJobGraph(s);
@@ -40,8 +46,13 @@ export async function runJobLocally(
     },
   };
   const log = createLogger('local');
-  const config = { batchRecords: opts.batchRecords ?? 256, channelCredits: opts.channelCredits ?? 4, bufferTimeoutMs: 20 };
-  for (const d of descs) tasks.set(d.taskKey, new Task(d, { transport, config, log, redisUrl: opts.redisUrl ?? 'redis://127.0.0.1:6379' }));
+  const config = {
+    batchRecords: opts.batchRecords ?? 256,
+    channelCredits: opts.channelCredits ?? 4,
+    bufferTimeoutMs: 20,
+  };
+  for (const d of descs)
+    tasks.set(d.taskKey, new Task(d, { transport, config, log, redisUrl: opts.redisUrl ?? 'redis://127.0.0.1:6379' }));
   for (const t of tasks.values()) t.start();
   try {
     await Promise.all([...tasks.values()].map((t) => t.done));

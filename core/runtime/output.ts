@@ -1,4 +1,4 @@
-import { FrameWriter, RowCodec, encodeEndOfInput, encodeStatus, encodeWatermark } from '../codec/index.js';
+import { encodeEndOfInput, encodeStatus, encodeWatermark, FrameWriter, RowCodec } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import type { JobEdge, OutputTag, TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
@@ -48,7 +48,9 @@ class EdgeOutput {
     transport: Transport,
   ) {
     this.codec = new RowCodec(edge.schema);
-    this.channels = consumers.map((c, i) => new OutputChannel(c, `${edge.id}:${i}`, consumerChannel, credits, transport.isLocal(c)));
+    this.channels = consumers.map(
+      (c, i) => new OutputChannel(c, `${edge.id}:${i}`, consumerChannel, credits, transport.isLocal(c)),
+    );
   }
 
   /** Picks the consumer subtask for a row (Flink partitioners; hash = key group → subtask). */
@@ -89,7 +91,14 @@ export class OutputGate {
     for (const out of desc.outputs) {
       const edge = desc.graph.edges.find((e) => e.id === out.edgeId);
       if (!edge) throw new Error(`unknown edge ${out.edgeId}`);
-      const eo = new EdgeOutput(edge, out.consumers, out.consumerChannel, config.channelCredits, desc.graph.maxParallelism, transport);
+      const eo = new EdgeOutput(
+        edge,
+        out.consumers,
+        out.consumerChannel,
+        config.channelCredits,
+        desc.graph.maxParallelism,
+        transport,
+      );
       const list = this.byTag.get(edge.output) ?? [];
       list.push(eo);
       this.byTag.set(edge.output, list);

@@ -5,8 +5,7 @@ import { Redis } from 'ioredis';
 import { EngineError } from '../errors/index.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
-import type { Downstream } from './chain.js';
-import type { TaskCounters } from './transport.js';
+import type { Downstream, TaskCounters } from './transport.js';
 
 /**
  * Compiles a renderer of one row as a JSON line with only the schema's fields, in schema order
@@ -42,7 +41,7 @@ export class LineSink implements Downstream {
 
   constructor(
     spec: FileSinkSpec | StdoutSinkSpec,
-    private readonly fields: FieldDesc[],
+    readonly fields: FieldDesc[],
     private readonly counters: TaskCounters,
     readonly role: OutputTag,
   ) {
@@ -51,7 +50,9 @@ export class LineSink implements Downstream {
       try {
         mkdirSync(dirname(spec.path), { recursive: true });
       } catch (err) {
-        throw new EngineError('SINK_IO', `cannot create the folder of ${spec.path}: ${(err as Error).message}`, { cause: err });
+        throw new EngineError('SINK_IO', `cannot create the folder of ${spec.path}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       this.out = createWriteStream(spec.path, { flags: 'w' });
       this.out.on('error', () => {});
@@ -176,7 +177,10 @@ export class RedisHashSink implements Downstream {
         if (this.inflight === tracked) this.inflight = null;
       },
       (err: Error) => {
-        this.failure = new EngineError('SINK_IO', `redis sink ${this.spec.keyPrefix}: ${err.message}`, { cause: err, retryable: true });
+        this.failure = new EngineError('SINK_IO', `redis sink ${this.spec.keyPrefix}: ${err.message}`, {
+          cause: err,
+          retryable: true,
+        });
         if (this.inflight === tracked) this.inflight = null;
       },
     );

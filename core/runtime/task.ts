@@ -1,15 +1,15 @@
-import { RowCodec, decodeRecords, decodeStatus, decodeWatermark, readFrameHeader } from '../codec/index.js';
+import { decodeRecords, decodeStatus, decodeWatermark, RowCodec, readFrameHeader } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { EngineError } from '../errors/index.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Logger } from '../log/index.js';
-import { type SourceReader, createSourceReader } from '../source/index.js';
+import { createSourceReader, type SourceReader } from '../source/index.js';
 import { newSourceBatch } from '../source/types.js';
 import type { Row } from '../spec/types.js';
 import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/watermarks.js';
-import { type Chain, buildChain } from './chain.js';
+import { buildChain, type Chain } from './chain.js';
 import { OutputGate } from './output.js';
-import { type ChannelMessage, type TaskCounters, type Transport, newCounters } from './transport.js';
+import { type ChannelMessage, newCounters, type TaskCounters, type Transport } from './transport.js';
 
 const KIND_RECORDS = 1;
 const KIND_WATERMARK = 2;
@@ -77,7 +77,12 @@ export class Task {
       redisUrl: env.redisUrl,
       deadLetter: (reason, where, row) => {
         this.counters.rejected++;
-        this.gate.collect('deadLetter', { reason, source: where, raw: JSON.stringify(row) }, 0, Number.NEGATIVE_INFINITY);
+        this.gate.collect(
+          'deadLetter',
+          { reason, source: where, raw: JSON.stringify(row) },
+          0,
+          Number.NEGATIVE_INFINITY,
+        );
       },
     });
     for (const input of desc.inputs) {
@@ -106,7 +111,11 @@ export class Task {
     this.started = true;
     this.flushTimer = setInterval(() => this.gate.flush(), this.env.config.bufferTimeoutMs);
     this.flushTimer.unref();
-    if (this.isSource) this.runSource().then(() => this.finish(), (err) => this.fail(err));
+    if (this.isSource)
+      this.runSource().then(
+        () => this.finish(),
+        (err) => this.fail(err),
+      );
     else if (this.inputs.length === 0) this.finishInputTask().catch((err) => this.fail(err));
   }
 
@@ -247,7 +256,11 @@ export class Task {
             this.advance((this.valve as WatermarkValve).onWatermark(channel, decodeWatermark(frame)));
             break;
           case KIND_STATUS:
-            this.advance(decodeStatus(frame) ? (this.valve as WatermarkValve).onIdle(channel) : (this.valve as WatermarkValve).onActive(channel));
+            this.advance(
+              decodeStatus(frame)
+                ? (this.valve as WatermarkValve).onIdle(channel)
+                : (this.valve as WatermarkValve).onActive(channel),
+            );
             break;
           case KIND_BARRIER:
             break; // checkpoints: next issue

@@ -44,5 +44,27 @@ export interface TaskCounters {
 }
 
 export function newCounters(): TaskCounters {
-  return { recordsIn: 0, recordsOut: 0, linesRead: 0, rejected: 0, filtered: 0, late: 0, windowsEmitted: 0, keys: 0, rowsWritten: 0, watermark: Number.NEGATIVE_INFINITY };
+  return {
+    recordsIn: 0,
+    recordsOut: 0,
+    linesRead: 0,
+    rejected: 0,
+    filtered: 0,
+    late: 0,
+    windowsEmitted: 0,
+    keys: 0,
+    rowsWritten: 0,
+    watermark: Number.NEGATIVE_INFINITY,
+  };
+}
+
+/** One link of an operator chain. Chained operators call each other directly, passing rows by reference. */
+export interface Downstream {
+  processElement(row: Row, ts: number, sourceWatermark: number): void;
+  processWatermark(wm: number): void;
+  endOfInput(): Promise<void>;
+  /** work the task must wait for before taking more input (a sink's write backpressure), or null */
+  pending?(): Promise<void> | null;
+  /** release resources without flushing (task canceled or failed) */
+  close?(): void;
 }

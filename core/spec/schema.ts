@@ -423,7 +423,8 @@ function normaliseFileSource(
     }
     melt = { columns: m.columns, nameField: m.nameField, valueField: m.valueField, valueType, names: m.names ?? {} };
   }
-  if (raw.follow && raw.compression === 'gzip') fail(['follow'], 'cannot follow a gzip file (it cannot grow line by line)');
+  if (raw.follow && raw.compression === 'gzip')
+    fail(['follow'], 'cannot follow a gzip file (it cannot grow line by line)');
   const eventTime = normaliseEventTime(raw.eventTime, byName, melted, problems);
   if (!ok || !eventTime) return undefined;
   const spec: FileSourceSpec = {

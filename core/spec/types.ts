@@ -168,7 +168,11 @@ export interface AggregateSpec {
 
 export type StepSpec =
   | { kind: 'filter'; expr: string; parallelism?: number }
-  | { kind: 'map'; /** output field → CEL expression over the row */ fields: Record<string, string>; parallelism?: number }
+  | {
+      kind: 'map' /** output field → CEL expression over the row */;
+      fields: Record<string, string>;
+      parallelism?: number;
+    }
   | { kind: 'keyBy'; fields: string[] }
   | { kind: 'window'; window: WindowSpec; parallelism?: number }
   | { kind: 'aggregate'; aggregates: AggregateSpec[] };

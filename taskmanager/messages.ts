@@ -7,15 +7,17 @@ export type ToSlot =
   | { t: 'start'; jobId: string; attempt: number }
   | { t: 'cancel'; jobId: string; attempt: number }
   | { t: 'stopSources'; jobId: string; attempt: number }
-  | { t: 'frame'; taskKey: string; frame: Uint8Array }
-  | { t: 'credit'; taskKey: string; key: string; credits: number };
+  /** frames for tasks in this slot, in arrival order */
+  | { t: 'frames'; items: { taskKey: string; frame: Uint8Array }[] }
+  | { t: 'credits'; items: { taskKey: string; key: string; credits: number }[] };
 
 /** Messages from a slot worker to the main thread. */
 export type FromSlot =
   | { t: 'ready' }
   | { t: 'deployed'; reqId: number; error?: { code: string; message: string } }
-  | { t: 'frame'; dest: TaskLocation; frame: Uint8Array }
-  | { t: 'credit'; dest: TaskLocation; key: string; credits: number }
+  /** frames for tasks in other slots or TaskManagers, in send order (coalesced per event-loop turn) */
+  | { t: 'frames'; items: { dest: TaskLocation; frame: Uint8Array }[] }
+  | { t: 'credits'; items: { dest: TaskLocation; key: string; credits: number }[] }
   | {
       t: 'state';
       jobId: string;
@@ -32,6 +34,6 @@ export interface SlotWorkerData {
   taskmanagerId: string;
   slot: number;
   redisUrl: string;
-  config: { batchRecords: number; channelCredits: number; bufferTimeoutMs: number };
+  config: { batchRecords: number; sourceBatchLines: number; channelCredits: number; bufferTimeoutMs: number };
   metricsIntervalMs: number;
 }

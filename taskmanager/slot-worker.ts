@@ -29,6 +29,29 @@ function owned(frame: Uint8Array): Uint8Array {
 
 const isLocal = (loc: TaskLocation): boolean => loc.taskmanagerId === data.taskmanagerId && loc.slot === data.slot;
 
+// Frames and credits for other slots are coalesced per event-loop turn into one message each
+// (postMessage has a fixed cost per call); order per channel is kept.
+let outFrames: { dest: TaskLocation; frame: Uint8Array }[] = [];
+let outTransfer: ArrayBuffer[] = [];
+let outCredits: { dest: TaskLocation; key: string; credits: number }[] = [];
+let flushScheduled = false;
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    if (outFrames.length > 0) {
+      post({ t: 'frames', items: outFrames }, outTransfer);
+      outFrames = [];
+      outTransfer = [];
+    }
+    if (outCredits.length > 0) {
+      post({ t: 'credits', items: outCredits });
+      outCredits = [];
+    }
+  });
+}
+
 const transport: Transport = {
   isLocal,
   sendFrame(consumer, frame) {
@@ -37,10 +60,11 @@ const transport: Transport = {
       if (t) setImmediate(() => t.onFrame(frame));
       return;
     }
-    if (!(frame instanceof Uint8Array))
-      throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
+    if (!(frame instanceof Uint8Array)) throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
     const f = owned(frame);
-    post({ t: 'frame', dest: consumer, frame: f }, [f.buffer as ArrayBuffer]);
+    outFrames.push({ dest: consumer, frame: f });
+    outTransfer.push(f.buffer as ArrayBuffer);
+    scheduleFlush();
   },
   sendCredit(producer, key, credits) {
     if (isLocal(producer)) {
@@ -48,7 +72,8 @@ const transport: Transport = {
       if (t) setImmediate(() => t.onCredit(key, credits));
       return;
     }
-    post({ t: 'credit', dest: producer, key, credits });
+    outCredits.push({ dest: producer, key, credits });
+    scheduleFlush();
   },
 };
 
@@ -130,11 +155,11 @@ port.on('message', (msg: ToSlot) => {
     case 'stopSources':
       for (const t of tasks.values()) if (t.desc.jobId === msg.jobId && t.desc.attempt === msg.attempt) t.stopSource();
       return;
-    case 'frame':
-      tasks.get(msg.taskKey)?.onFrame(msg.frame);
+    case 'frames':
+      for (const it of msg.items) tasks.get(it.taskKey)?.onFrame(it.frame);
       return;
-    case 'credit':
-      tasks.get(msg.taskKey)?.onCredit(msg.key, msg.credits);
+    case 'credits':
+      for (const it of msg.items) tasks.get(it.taskKey)?.onCredit(it.key, it.credits);
       return;
   }
 });

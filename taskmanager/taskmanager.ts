@@ -9,9 +9,11 @@ import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types
 import type { Logger } from '../core/log/index.js';
 import {
   type CancelJobTasksRequest,
-  type CreditMessage,
+  type Credit,
+  type CreditBatch,
   channelOptions,
-  type DataMessage,
+  type DataBatch,
+  type DataFrame,
   type DeployTasksRequest,
   fluxoProto,
   grpc,
@@ -63,8 +65,8 @@ export class TaskManager {
   private heartbeatCall: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly taskSlot = new Map<string, number>();
-  private readonly outStreams = new Map<string, grpc.ClientDuplexStream<DataMessage, CreditMessage>>();
-  private readonly inStreams = new Map<string, grpc.ServerDuplexStream<DataMessage, CreditMessage>>();
+  private readonly outStreams = new Map<string, grpc.ClientDuplexStream<DataBatch, CreditBatch>>();
+  private readonly inStreams = new Map<string, grpc.ServerDuplexStream<DataBatch, CreditBatch>>();
   private readonly metrics = new Map<
     string,
     { jobId: string; attempt: number; taskId: string; counters: TaskCounters }
@@ -107,7 +109,7 @@ export class TaskManager {
       }),
     });
     this.server.addService(proto.DataPlaneService.service, {
-      exchange: (call: grpc.ServerDuplexStream<DataMessage, CreditMessage>) => this.onExchange(call),
+      exchange: (call: grpc.ServerDuplexStream<DataBatch, CreditBatch>) => this.onExchange(call),
     });
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
@@ -140,6 +142,7 @@ export class TaskManager {
         redisUrl: this.opts.config.redisUrl,
         config: {
           batchRecords: this.opts.config.batchRecords,
+          sourceBatchLines: this.opts.config.sourceBatchLines,
           channelCredits: this.opts.config.channelCredits,
           bufferTimeoutMs: this.opts.config.bufferTimeoutMs,
         },
@@ -290,11 +293,13 @@ export class TaskManager {
         if (--w.left === 0) w.done();
         return;
       }
-      case 'frame':
-        this.route(m.dest, m.frame);
+      case 'frames':
+        for (const it of m.items) this.route(it.dest, it.frame);
+        this.scheduleFlush();
         return;
-      case 'credit':
-        this.routeCredit(m.dest, m.key, m.credits);
+      case 'credits':
+        for (const it of m.items) this.routeCredit(it.dest, it.key, it.credits);
+        this.scheduleFlush();
         return;
       case 'metrics':
         for (const t of m.tasks) this.metrics.set(`${t.jobId}:${t.attempt}:${t.taskId}`, t);
@@ -326,40 +331,76 @@ export class TaskManager {
     }
   }
 
-  /** Delivers a frame to a task: to a local slot worker, or over the Exchange stream to its TaskManager. */
+  // Outgoing traffic is coalesced per event-loop turn: one postMessage per slot worker, one gRPC
+  // message per peer TaskManager, each carrying every frame (or credit) queued in that turn, in order.
+  private readonly toSlot = new Map<number, { frames: { taskKey: string; frame: Uint8Array }[]; transfer: ArrayBuffer[]; credits: { taskKey: string; key: string; credits: number }[] }>();
+  private readonly toPeer = new Map<string, DataFrame[]>();
+  private readonly creditsToPeer = new Map<string, Credit[]>();
+  private flushScheduled = false;
+
+  private slotOutbox(slot: number) {
+    let box = this.toSlot.get(slot);
+    if (!box) {
+      box = { frames: [], transfer: [], credits: [] };
+      this.toSlot.set(slot, box);
+    }
+    return box;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const [slot, box] of this.toSlot) {
+        const w = this.slots[slot]?.worker;
+        if (box.frames.length > 0) w?.postMessage({ t: 'frames', items: box.frames } satisfies ToSlot, box.transfer);
+        if (box.credits.length > 0) w?.postMessage({ t: 'credits', items: box.credits } satisfies ToSlot);
+      }
+      this.toSlot.clear();
+      for (const [address, frames] of this.toPeer) this.outStream(address).write({ frames } satisfies DataBatch);
+      this.toPeer.clear();
+      for (const [tmId, credits] of this.creditsToPeer) {
+        const call = this.inStreams.get(tmId);
+        if (call) call.write({ credits } satisfies CreditBatch);
+        else this.opts.log.warn({ taskmanagerId: tmId, credits: credits.length }, 'no data stream from the producer TaskManager; credits dropped');
+      }
+      this.creditsToPeer.clear();
+    });
+  }
+
+  /** Queues a frame for a task: for a slot worker of this TaskManager, or for its TaskManager over gRPC. */
   private route(dest: TaskLocation, frame: Uint8Array): void {
     if (dest.taskmanagerId === this.id) {
-      this.slots[dest.slot]?.worker.postMessage({ t: 'frame', taskKey: dest.taskKey, frame } satisfies ToSlot, [
-        frame.buffer as ArrayBuffer,
-      ]);
+      const box = this.slotOutbox(dest.slot);
+      box.frames.push({ taskKey: dest.taskKey, frame });
+      box.transfer.push(frame.buffer as ArrayBuffer);
       return;
     }
-    const stream = this.outStream(dest.dataAddress);
-    const [jobId, attempt] = dest.taskKey.split(':');
-    stream.write({
-      jobId,
-      attempt: Number(attempt),
-      targetTask: dest.taskKey,
-      frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength),
-    });
+    let list = this.toPeer.get(dest.dataAddress);
+    if (!list) {
+      list = [];
+      this.toPeer.set(dest.dataAddress, list);
+    }
+    list.push({ targetTask: dest.taskKey, frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength) });
   }
 
   private routeCredit(dest: TaskLocation, key: string, credits: number): void {
     if (dest.taskmanagerId === this.id) {
-      this.slots[dest.slot]?.worker.postMessage({ t: 'credit', taskKey: dest.taskKey, key, credits } satisfies ToSlot);
+      this.slotOutbox(dest.slot).credits.push({ taskKey: dest.taskKey, key, credits });
       return;
     }
-    const call = this.inStreams.get(dest.taskmanagerId);
-    if (!call) {
-      this.opts.log.warn({ producer: dest.taskKey }, 'no data stream from the producer; credit dropped');
-      return;
+    let list = this.creditsToPeer.get(dest.taskmanagerId);
+    if (!list) {
+      list = [];
+      this.creditsToPeer.set(dest.taskmanagerId, list);
     }
-    call.write({ producerTask: dest.taskKey, outputChannel: key, credits });
+    list.push({ producerTask: dest.taskKey, outputChannel: key, credits });
   }
 
-  private outStream(address: string): grpc.ClientDuplexStream<DataMessage, CreditMessage> {
-    let s = this.outStreams.get(address);
-    if (s) return s;
+  private outStream(address: string): grpc.ClientDuplexStream<DataBatch, CreditBatch> {
+    const existing = this.outStreams.get(address);
+    if (existing) return existing;
     let client = this.peers.get(address);
     if (!client) {
       client = new (fluxoProto().DataPlaneService)(address, grpc.credentials.createInsecure(), channelOptions);
@@ -367,18 +408,13 @@ export class TaskManager {
     }
     const md = new grpc.Metadata();
     md.set('fluxo-from-tm', this.id);
-    const stream = (
-      client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataMessage, CreditMessage> }
-    ).exchange(md);
-    stream.on('data', (c: CreditMessage) => {
-      const slot = this.taskSlot.get(c.producerTask);
-      if (slot !== undefined)
-        this.slots[slot].worker.postMessage({
-          t: 'credit',
-          taskKey: c.producerTask,
-          key: c.outputChannel,
-          credits: c.credits,
-        } satisfies ToSlot);
+    const stream = (client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataBatch, CreditBatch> }).exchange(md);
+    stream.on('data', (batch: CreditBatch) => {
+      for (const c of batch.credits) {
+        const slot = this.taskSlot.get(c.producerTask);
+        if (slot !== undefined) this.slotOutbox(slot).credits.push({ taskKey: c.producerTask, key: c.outputChannel, credits: c.credits });
+      }
+      this.scheduleFlush();
     });
     const drop = (err?: Error): void => {
       if (this.outStreams.get(address) === stream) this.outStreams.delete(address);
@@ -387,21 +423,23 @@ export class TaskManager {
     stream.on('error', drop);
     stream.on('end', () => drop());
     this.outStreams.set(address, stream);
-    s = stream;
-    return s;
+    return stream;
   }
 
-  private onExchange(call: grpc.ServerDuplexStream<DataMessage, CreditMessage>): void {
+  private onExchange(call: grpc.ServerDuplexStream<DataBatch, CreditBatch>): void {
     const from = String(call.metadata.get('fluxo-from-tm')[0] ?? '');
     if (from) this.inStreams.set(from, call);
-    call.on('data', (m: DataMessage) => {
-      const slot = this.taskSlot.get(m.targetTask);
-      if (slot === undefined) return; // task gone (cancelled): drop
-      const frame = new Uint8Array(m.frame.byteLength);
-      frame.set(m.frame);
-      this.slots[slot].worker.postMessage({ t: 'frame', taskKey: m.targetTask, frame } satisfies ToSlot, [
-        frame.buffer,
-      ]);
+    call.on('data', (batch: DataBatch) => {
+      for (const m of batch.frames) {
+        const slot = this.taskSlot.get(m.targetTask);
+        if (slot === undefined) continue; // task gone (cancelled): drop
+        const frame = new Uint8Array(m.frame.byteLength);
+        frame.set(m.frame);
+        const box = this.slotOutbox(slot);
+        box.frames.push({ taskKey: m.targetTask, frame });
+        box.transfer.push(frame.buffer);
+      }
+      this.scheduleFlush();
     });
     const close = (): void => {
       if (this.inStreams.get(from) === call) this.inStreams.delete(from);

@@ -12,8 +12,10 @@ export interface ClusterConfig {
   heartbeatIntervalMs: number;
   /** A TaskManager silent for this long is marked lost. Env `FLUXO_HEARTBEAT_TIMEOUT_MS`. Default 5000 */
   heartbeatTimeoutMs: number;
-  /** Records per data-plane batch before it is sent. Env `FLUXO_BATCH_RECORDS`. Default 1024 */
+  /** Records per data-plane batch before it is sent. Env `FLUXO_BATCH_RECORDS`. Default 2048 */
   batchRecords: number;
+  /** Lines a source reads per poll (the watermark is emitted once per poll). Env `FLUXO_SOURCE_BATCH_LINES`. Default 4096 */
+  sourceBatchLines: number;
   /** Frames a consumer can buffer per input channel (initial credit). Env `FLUXO_CHANNEL_CREDITS`. Default 8 */
   channelCredits: number;
   /** Max ms a partly filled batch waits before it is sent (Flink's buffer timeout). Env `FLUXO_BUFFER_TIMEOUT_MS`. Default 50 */
@@ -45,7 +47,8 @@ export function loadClusterConfig(
     clusterId: env.FLUXO_CLUSTER_ID || 'default',
     heartbeatIntervalMs: intFromEnv(env, 'FLUXO_HEARTBEAT_INTERVAL_MS', 500, problems),
     heartbeatTimeoutMs: intFromEnv(env, 'FLUXO_HEARTBEAT_TIMEOUT_MS', 5000, problems),
-    batchRecords: intFromEnv(env, 'FLUXO_BATCH_RECORDS', 1024, problems),
+    batchRecords: intFromEnv(env, 'FLUXO_BATCH_RECORDS', 2048, problems),
+    sourceBatchLines: intFromEnv(env, 'FLUXO_SOURCE_BATCH_LINES', 4096, problems),
     channelCredits: intFromEnv(env, 'FLUXO_CHANNEL_CREDITS', 8, problems),
     bufferTimeoutMs: intFromEnv(env, 'FLUXO_BUFFER_TIMEOUT_MS', 50, problems),
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),

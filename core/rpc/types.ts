@@ -103,14 +103,7 @@ export interface CancelJobTasksRequest {
   jobId: string;
   attempt: number;
 }
-export interface DataMessage {
-  jobId: string;
-  attempt: number;
-  targetTask: string;
-  frame: Buffer;
-}
-export interface CreditMessage {
-  producerTask: string;
-  outputChannel: string;
-  credits: number;
-}
+export interface DataFrame { targetTask: string; frame: Buffer }
+export interface DataBatch { frames: DataFrame[] }
+export interface Credit { producerTask: string; outputChannel: string; credits: number }
+export interface CreditBatch { credits: Credit[] }

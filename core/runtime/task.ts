@@ -19,7 +19,7 @@ const KIND_END_OF_INPUT = 5;
 
 export interface TaskEnvironment {
   transport: Transport;
-  config: Pick<ClusterConfig, 'batchRecords' | 'channelCredits' | 'bufferTimeoutMs'>;
+  config: Pick<ClusterConfig, 'batchRecords' | 'channelCredits' | 'bufferTimeoutMs'> & { sourceBatchLines?: number };
   log: Logger;
   /** the cluster's Redis, default for redis sinks */
   redisUrl: string;
@@ -189,7 +189,7 @@ export class Task {
     try {
       let more = true;
       while (more && !this.cancelled && !this.stopRequested) {
-        more = await reader.poll(batch, this.env.config.batchRecords);
+        more = await reader.poll(batch, this.env.config.sourceBatchLines ?? this.env.config.batchRecords);
         this.counters.linesRead += batch.linesRead;
         const { rows, timestamps, deadLetters } = batch;
         if (rows.length > 0) {

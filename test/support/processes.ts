@@ -13,7 +13,7 @@
  * ```
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -49,6 +49,24 @@ export interface CliResult {
   ms: number;
 }
 
+/**
+ * Sends `sig` to the process group of `child` (every child is started as a group leader, so this
+ * also reaches what it started itself, e.g. the TaskManagers and the private redis-server of
+ * `fluxo run`). Falls back to the process alone; never throws.
+ */
+export function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Env for child processes: the test's env without inherited Fluxo settings, plus `extra`. */
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
@@ -74,6 +92,7 @@ export function runCli(
     env: childEnv(opts.env),
     cwd: opts.cwd ?? REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // own process group: a timeout can take down whatever it started too
   });
   live.add(child);
   let stdout = '';
@@ -81,8 +100,11 @@ export function runCli(
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve, reject) => {
+    let killTimer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      // SIGINT first (`fluxo run` stops its TaskManagers and private Redis on it), then the whole group
+      child.kill('SIGINT');
+      killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), 5000);
       reject(
         new Error(`fluxo ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`),
       );
@@ -93,6 +115,10 @@ export function runCli(
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      if (killTimer) {
+        clearTimeout(killTimer);
+        signalGroup(child, 'SIGKILL'); // leftovers of a run that was interrupted
+      }
       live.delete(child);
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
@@ -161,18 +187,48 @@ export class ManagedProcess {
     return m as unknown as RegExpMatchArray;
   }
 
+  /** Sends `sig` to the process (and its process group). */
   signal(sig: NodeJS.Signals): void {
-    if (!this.exited) this.child.kill(sig);
+    if (!this.exited) signalGroup(this.child, sig);
   }
 
   /** Sends `sig` (default SIGTERM), then SIGKILL after `graceMs`; resolves when the process is gone. */
   async stop(sig: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<void> {
     if (this.exited) return;
-    this.child.kill('SIGCONT');
-    this.child.kill(sig);
-    const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    signalGroup(this.child, 'SIGCONT');
+    signalGroup(this.child, sig);
+    const t = setTimeout(() => signalGroup(this.child, 'SIGKILL'), graceMs);
     await this.exitPromise;
     clearTimeout(t);
+  }
+
+  /**
+   * Live (not zombie) processes of this process's group: itself while it runs and whatever it
+   * started (children inherit the group). Linux /proc; elsewhere a kill(-pgid, 0) probe.
+   */
+  groupMembers(): { pid: number; cmd: string }[] {
+    if (!existsSync('/proc/self/stat')) {
+      try {
+        process.kill(-this.pid, 0);
+        return [{ pid: -this.pid, cmd: '?' }];
+      } catch {
+        return [];
+      }
+    }
+    const out: { pid: number; cmd: string }[] = [];
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+        if (rest[0] !== 'Z' && Number(rest[2]) === this.pid) {
+          out.push({ pid: Number(e), cmd: readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() });
+        }
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
   }
 
   waitForExit(): Promise<void> {
@@ -183,13 +239,8 @@ export class ManagedProcess {
 const live = new Set<ChildProcess>();
 const managed = new Set<ManagedProcess>();
 process.once('exit', () => {
-  for (const c of live) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const c of live) signalGroup(c, 'SIGKILL');
+  for (const p of managed) signalGroup(p.child, 'SIGKILL');
 });
 
 /** Starts `fluxo <args>` as a long-running process (stdout/stderr captured). */
@@ -202,6 +253,7 @@ export function startProcess(
     env: childEnv(env),
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   live.add(child);
   const p = new ManagedProcess(name, child);
@@ -212,8 +264,10 @@ export function startProcess(
 /** Stops every process started by this module that is still running (SIGTERM, then SIGKILL). */
 export async function killAll(): Promise<void> {
   await Promise.all([...managed].map((p) => p.stop('SIGTERM', 2000)));
+  // whatever they started and left behind (their process groups outlive them)
+  for (const p of managed) signalGroup(p.child, 'SIGKILL');
   managed.clear();
-  for (const c of live) c.kill('SIGKILL');
+  for (const c of live) signalGroup(c, 'SIGKILL');
 }
 
 /** An error that ends a {@link waitFor} at once instead of being retried. */

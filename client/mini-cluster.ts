@@ -44,17 +44,27 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
   const jm = new JobManager({ host: '127.0.0.1', rpcPort: 0, config, log, slotWaitMs: 30_000 });
   const children: ChildProcess[] = [];
   let exitWatch: ((why: string) => void) | undefined;
-  const cleanup = async (): Promise<void> => {
-    jm.prepareStop();
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-    await jm.stop().catch(() => {});
-    await redis.stop();
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => {
+    cleaning ??= (async () => {
+      jm.prepareStop();
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      const exited = Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      const timer = setTimeout(() => {
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }, 5000);
+      await exited;
+      clearTimeout(timer);
+      await jm.stop().catch(() => {});
+      await redis.stop();
+    })();
+    return cleaning;
   };
-  const onSignal = (): void => {
-    void cleanup().then(() => process.exit(130));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    say(`fluxo run: ${signal}, stopping the mini-cluster`);
+    void cleanup().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
-  process.once('SIGINT', onSignal);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
   try {
     await jm.start();
     const cli = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -108,7 +118,7 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
       writeFileSync(o.summaryJson, `${JSON.stringify({ ...details, wallMs: Date.now() - started }, null, 2)}\n`);
     return details.job.state === 'FINISHED';
   } finally {
-    process.removeListener('SIGINT', onSignal);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, onSignal);
     await cleanup();
   }
 }

@@ -225,8 +225,12 @@ export class TaskManager {
     beat();
     this.heartbeatTimer = setInterval(beat, intervalMs);
     call.on('data', (res: HeartbeatResponse) => {
-      if (!res.known && !this.stopping) {
-        this.opts.log.warn('jobmanager no longer knows this taskmanager; re-registering');
+      if (!res.known && !this.stopping && this.heartbeatCall === call) {
+        // The JobManager declared this TaskManager lost (e.g. it was frozen past the heartbeat
+        // timeout) and failed its jobs: nothing of theirs may keep running here (zombie tasks).
+        this.opts.log.warn('jobmanager no longer knows this taskmanager; cancelling all tasks and re-registering');
+        this.broadcast({ t: 'cancel', jobId: '*', attempt: Number.MAX_SAFE_INTEGER });
+        this.metrics.clear();
         this.reconnect();
       }
     });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ClusterConfig } from '../core/config/index.js';
+import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
 import { buildJobGraph, outputPaths, slotsNeeded } from '../core/graph/build.js';
 import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
@@ -136,7 +137,7 @@ export class JobManager {
     this.monitor = setInterval(() => this.checkHeartbeats(), Math.min(500, this.opts.config.heartbeatIntervalMs));
     this.monitor.unref();
     this.opts.log.info(
-      { host: this.opts.host, rpcPort: this.port, redis: redact(this.opts.config.redisUrl) },
+      { host: this.opts.host, rpcPort: this.port, redis: redactUrl(this.opts.config.redisUrl) },
       'jobmanager listening',
     );
   }
@@ -242,10 +243,17 @@ export class JobManager {
   }
 
   private getJob(jobId: string): Job {
-    const job =
-      this.jobs.get(jobId) ?? [...this.jobs.values()].find((j) => j.jobId.startsWith(jobId) && jobId.length >= 4);
-    if (!job) throw new EngineError('JOB_NOT_FOUND', `no job ${jobId}`);
-    return job;
+    const exact = this.jobs.get(jobId);
+    if (exact) return exact;
+    const matches = jobId.length >= 4 ? [...this.jobs.values()].filter((j) => j.jobId.startsWith(jobId)) : [];
+    if (matches.length > 1) {
+      throw new EngineError(
+        'JOB_NOT_FOUND',
+        `job id prefix ${jobId} matches ${matches.length} jobs; give more of the id`,
+      );
+    }
+    if (matches.length === 0) throw new EngineError('JOB_NOT_FOUND', `no job ${jobId}`);
+    return matches[0];
   }
 
   private record(job: Job) {
@@ -581,9 +589,4 @@ export class JobManager {
     }
     this.wakeWaiters();
   }
-}
-
-/** Hides a password in a Redis URL before it is logged. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
 import type { JobState } from '../core/rpc/index.js';
 

@@ -103,7 +103,18 @@ export interface CancelJobTasksRequest {
   jobId: string;
   attempt: number;
 }
-export interface DataFrame { targetTask: string; frame: Buffer }
-export interface DataBatch { frames: DataFrame[] }
-export interface Credit { producerTask: string; outputChannel: string; credits: number }
-export interface CreditBatch { credits: Credit[] }
+export interface DataFrame {
+  targetTask: string;
+  frame: Buffer;
+}
+export interface DataBatch {
+  frames: DataFrame[];
+}
+export interface Credit {
+  producerTask: string;
+  outputChannel: string;
+  credits: number;
+}
+export interface CreditBatch {
+  credits: Credit[];
+}

@@ -20,7 +20,10 @@ export function parseSpecText(text: string, what = 'job spec'): unknown {
     const err = e as { linePos?: { line: number; col: number }[]; message?: string };
     const pos = err.linePos?.[0];
     const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
-    const msg = String(err.message ?? e).split('\n')[0];
+    // the yaml library appends its own " at line L, column C:" to the first line; we say it once
+    const msg = String(err.message ?? e)
+      .split('\n')[0]
+      .replace(/\s*at line \d+, column \d+:?\s*$/, '');
     throw new EngineError('SPEC_INVALID', `${what} is not valid YAML/JSON at ${where}: ${msg}`, {
       cause: e,
       problems: [`${where}: ${msg}`],

@@ -49,7 +49,11 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
     cleaning ??= (async () => {
       jm.prepareStop();
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-      const exited = Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      const exited = Promise.all(
+        children.map((c) =>
+          c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+        ),
+      );
       const timer = setTimeout(() => {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       }, 5000);

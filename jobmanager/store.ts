@@ -51,7 +51,7 @@ export class JobStore {
       this.redis.disconnect();
       throw new EngineError(
         'REDIS_UNAVAILABLE',
-        `cannot reach Redis at ${url}: ${(err as Error).message}. Start redis-server or set --redis / REDIS_URL`,
+        `cannot reach Redis at ${redactUrl(url)}: ${(err as Error).message.replace(/\.+$/, '')}. Start redis-server or set --redis / REDIS_URL`,
         {
           cause: err,
         },

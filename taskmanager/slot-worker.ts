@@ -60,7 +60,8 @@ const transport: Transport = {
       if (t) setImmediate(() => t.onFrame(frame));
       return;
     }
-    if (!(frame instanceof Uint8Array)) throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
+    if (!(frame instanceof Uint8Array))
+      throw new Error(`local batch for ${consumer.taskKey}, which is in another slot`);
     const f = owned(frame);
     outFrames.push({ dest: consumer, frame: f });
     outTransfer.push(f.buffer as ArrayBuffer);

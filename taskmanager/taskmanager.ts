@@ -337,7 +337,14 @@ export class TaskManager {
 
   // Outgoing traffic is coalesced per event-loop turn: one postMessage per slot worker, one gRPC
   // message per peer TaskManager, each carrying every frame (or credit) queued in that turn, in order.
-  private readonly toSlot = new Map<number, { frames: { taskKey: string; frame: Uint8Array }[]; transfer: ArrayBuffer[]; credits: { taskKey: string; key: string; credits: number }[] }>();
+  private readonly toSlot = new Map<
+    number,
+    {
+      frames: { taskKey: string; frame: Uint8Array }[];
+      transfer: ArrayBuffer[];
+      credits: { taskKey: string; key: string; credits: number }[];
+    }
+  >();
   private readonly toPeer = new Map<string, DataFrame[]>();
   private readonly creditsToPeer = new Map<string, Credit[]>();
   private flushScheduled = false;
@@ -367,7 +374,11 @@ export class TaskManager {
       for (const [tmId, credits] of this.creditsToPeer) {
         const call = this.inStreams.get(tmId);
         if (call) call.write({ credits } satisfies CreditBatch);
-        else this.opts.log.warn({ taskmanagerId: tmId, credits: credits.length }, 'no data stream from the producer TaskManager; credits dropped');
+        else
+          this.opts.log.warn(
+            { taskmanagerId: tmId, credits: credits.length },
+            'no data stream from the producer TaskManager; credits dropped',
+          );
       }
       this.creditsToPeer.clear();
     });
@@ -412,11 +423,14 @@ export class TaskManager {
     }
     const md = new grpc.Metadata();
     md.set('fluxo-from-tm', this.id);
-    const stream = (client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataBatch, CreditBatch> }).exchange(md);
+    const stream = (
+      client as unknown as { exchange: (md: grpc.Metadata) => grpc.ClientDuplexStream<DataBatch, CreditBatch> }
+    ).exchange(md);
     stream.on('data', (batch: CreditBatch) => {
       for (const c of batch.credits) {
         const slot = this.taskSlot.get(c.producerTask);
-        if (slot !== undefined) this.slotOutbox(slot).credits.push({ taskKey: c.producerTask, key: c.outputChannel, credits: c.credits });
+        if (slot !== undefined)
+          this.slotOutbox(slot).credits.push({ taskKey: c.producerTask, key: c.outputChannel, credits: c.credits });
       }
       this.scheduleFlush();
     });

@@ -55,7 +55,9 @@ function readRows(path: string): OutRow[] {
 function expectRows(actual: OutRow[], expected: ExpectedRow[]): void {
   const norm = (r: OutRow) => `${r.key}|${r.windowStart}|${r.windowEnd}`;
   const sorted = [...actual].sort((a, b) => norm(a).localeCompare(norm(b)));
-  const want = [...expected].sort((a, b) => `${a.sensor_id}|${a.window_start_ms}`.localeCompare(`${b.sensor_id}|${b.window_start_ms}`));
+  const want = [...expected].sort((a, b) =>
+    `${a.sensor_id}|${a.window_start_ms}`.localeCompare(`${b.sensor_id}|${b.window_start_ms}`),
+  );
   expect(sorted.map(norm)).toEqual(want.map((e) => `${e.sensor_id}|${e.window_start_ms}|${e.window_end_ms}`));
   for (let i = 0; i < want.length; i++) {
     expect(sorted[i].count).toBe(want[i].count);
@@ -82,8 +84,13 @@ describe('unbounded sources on a real cluster', () => {
   let webPort: number;
   const procs: ChildProcess[] = [];
 
-  const cli = async (...args: string[]) => (await run(process.execPath, [CLI, ...args, '--jobmanager', jmAddr])).stdout.trim();
-  const job = async (id: string) => (await (await fetch(`http://127.0.0.1:${webPort}/jobs/${id}`)).json()) as { job: { state: string }; totals: Record<string, number> };
+  const cli = async (...args: string[]) =>
+    (await run(process.execPath, [CLI, ...args, '--jobmanager', jmAddr])).stdout.trim();
+  const job = async (id: string) =>
+    (await (await fetch(`http://127.0.0.1:${webPort}/jobs/${id}`)).json()) as {
+      job: { state: string };
+      totals: Record<string, number>;
+    };
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -92,8 +99,19 @@ describe('unbounded sources on a real cluster', () => {
     webPort = await freePort();
     jmAddr = `127.0.0.1:${rpc}`;
     const env = { ...process.env, LOG_LEVEL: 'warn', REDIS_URL: redis.url };
-    procs.push(spawn(process.execPath, [CLI, 'jobmanager', '--rpc-port', String(rpc), '--web-port', String(webPort), '--redis', redis.url], { env, stdio: 'inherit' }));
-    procs.push(spawn(process.execPath, [CLI, 'taskmanager', '--jobmanager', jmAddr, '--slots', '3', '--id', 'tm-unbounded'], { env, stdio: 'inherit' }));
+    procs.push(
+      spawn(
+        process.execPath,
+        [CLI, 'jobmanager', '--rpc-port', String(rpc), '--web-port', String(webPort), '--redis', redis.url],
+        { env, stdio: 'inherit' },
+      ),
+    );
+    procs.push(
+      spawn(process.execPath, [CLI, 'taskmanager', '--jobmanager', jmAddr, '--slots', '3', '--id', 'tm-unbounded'], {
+        env,
+        stdio: 'inherit',
+      }),
+    );
     await waitFor('the TaskManager to register', () => {
       try {
         return execFileSyncOut(['taskmanagers', '--jobmanager', jmAddr]).includes('tm-unbounded');
@@ -124,7 +142,18 @@ describe('unbounded sources on a real cluster', () => {
           eventTime: { field: 'timestamp_ms', unit: 'ms' },
           watermark: { outOfOrdernessMs: 2000, idleTimeoutMs },
         },
-        steps: [{ keyBy: 'sensor_id' }, { window: { type: 'tumbling', sizeMs: 10000 } }, { aggregate: { count: 'count()', avg: 'avg(temperature_c)', min: 'min(temperature_c)', max: 'max(temperature_c)' } }],
+        steps: [
+          { keyBy: 'sensor_id' },
+          { window: { type: 'tumbling', sizeMs: 10000 } },
+          {
+            aggregate: {
+              count: 'count()',
+              avg: 'avg(temperature_c)',
+              min: 'min(temperature_c)',
+              max: 'max(temperature_c)',
+            },
+          },
+        ],
         sink: { type: 'file', path: join(dir, `${name}.jsonl`) },
       }),
     );
@@ -183,5 +212,5 @@ async function waitForAsync(what: string, fn: () => Promise<boolean>, timeoutMs 
 }
 
 function execFileSyncOut(args: string[]): string {
-  return execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }

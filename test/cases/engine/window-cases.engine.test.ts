@@ -123,18 +123,25 @@ describe.each(PARALLELISMS)('the cases with one record per batch and one channel
   });
 });
 
-describe.each(PARALLELISMS)('the cases with records handed over as local batches (as inside one slot), parallelism %i', (p) => {
-  const cases: [string, CaseJob][] = [
-    ['BR-02', tumbling10s],
-    ['BR-03', tumbling10s],
-    ['BR-06', { window: { type: 'tumbling', sizeMs: 10_000, offsetMs: 3000 }, outOfOrdernessMs: 2000 }],
-    ['BR-08', { window: { type: 'sliding', sizeMs: 10_000, slideMs: 10_000 }, outOfOrdernessMs: 2000 }],
-    ['BR-09', { window: { type: 'session', gapMs: 5000 }, outOfOrdernessMs: 5000 }],
-  ];
-  it.each(cases)('%s: the rows and late count are the same without the codec in between', async (name, job) => {
-    const r = await runCase(caseInput(name), job, p, name, { batchRecords: 2, channelCredits: 1, localBatches: true });
-    expectSameRows(r.rows, readExpected(name));
-    expect(r.lateCount).toBe(name === 'BR-03' ? 3 : 0);
-    expect(r.late).toHaveLength(r.lateCount);
-  });
-});
+describe.each(PARALLELISMS)(
+  'the cases with records handed over as local batches (as inside one slot), parallelism %i',
+  (p) => {
+    const cases: [string, CaseJob][] = [
+      ['BR-02', tumbling10s],
+      ['BR-03', tumbling10s],
+      ['BR-06', { window: { type: 'tumbling', sizeMs: 10_000, offsetMs: 3000 }, outOfOrdernessMs: 2000 }],
+      ['BR-08', { window: { type: 'sliding', sizeMs: 10_000, slideMs: 10_000 }, outOfOrdernessMs: 2000 }],
+      ['BR-09', { window: { type: 'session', gapMs: 5000 }, outOfOrdernessMs: 5000 }],
+    ];
+    it.each(cases)('%s: the rows and late count are the same without the codec in between', async (name, job) => {
+      const r = await runCase(caseInput(name), job, p, name, {
+        batchRecords: 2,
+        channelCredits: 1,
+        localBatches: true,
+      });
+      expectSameRows(r.rows, readExpected(name));
+      expect(r.lateCount).toBe(name === 'BR-03' ? 3 : 0);
+      expect(r.late).toHaveLength(r.lateCount);
+    });
+  },
+);

@@ -38,7 +38,7 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
   const say = (msg: string): void => void process.stderr.write(`${msg}\n`);
   const base = loadClusterConfig();
   const redis = await ensureRedis(base.redisUrl, say);
-  const clusterId = `run-${randomBytes(4).toString('hex')}`;
+  const clusterId = process.env.FLUXO_CLUSTER_ID || `run-${randomBytes(4).toString('hex')}`;
   const config = loadClusterConfig(process.env, { redisUrl: redis.url, clusterId });
   const log = createLogger('jobmanager');
   const jm = new JobManager({ host: '127.0.0.1', rpcPort: 0, config, log, slotWaitMs: 30_000 });

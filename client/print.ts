@@ -69,7 +69,7 @@ export function summaryLines(d: JobDetails): string[] {
     `  sensors (keys)    ${n(t.sensors)}`,
     `  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`,
   ];
-  if (d.job.failure) lines.push(`  failure: ${d.job.failure}`);
+  if (d.job.failure) lines.push(`  ${d.job.state === 'CREATED' ? 'waiting' : 'failure'}: ${d.job.failure}`);
   return lines;
 }
 

@@ -73,6 +73,8 @@ interface Job {
   tasks: Map<string, TaskEntry>;
   waitingSince?: number;
   waitingFor?: string;
+  /** a schedule() call is deploying this job */
+  scheduling?: boolean;
 }
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
@@ -451,7 +453,7 @@ export class JobManager {
   }
 
   private wakeWaiters(): void {
-    for (const job of this.jobs.values()) if (job.state === 'CREATED' && job.waitingSince) void this.schedule(job);
+    for (const job of this.jobs.values()) if (job.state === 'CREATED') void this.schedule(job);
   }
 
   private freeSlots(): SlotRef[] {
@@ -466,11 +468,14 @@ export class JobManager {
     return out;
   }
 
-  private scheduling = false;
-
+  /**
+   * Deploys a CREATED job if enough slots are free, else leaves it waiting (it is retried when
+   * slots are freed or TaskManagers register). Slots are chosen and reserved synchronously, so
+   * jobs scheduled at the same time never get the same slot.
+   */
   private async schedule(job: Job): Promise<void> {
-    if (this.scheduling || job.state !== 'CREATED') return;
-    this.scheduling = true;
+    if (job.scheduling || job.state !== 'CREATED') return;
+    job.scheduling = true;
     try {
       const need = slotsNeeded(job.graph);
       const free = this.freeSlots();
@@ -522,7 +527,7 @@ export class JobManager {
       for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
       await this.transition(job, 'RUNNING');
     } finally {
-      this.scheduling = false;
+      job.scheduling = false;
     }
   }
 

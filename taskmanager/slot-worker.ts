@@ -162,6 +162,8 @@ port.on('message', (msg: ToSlot) => {
     case 'credits':
       for (const it of msg.items) tasks.get(it.taskKey)?.onCredit(it.key, it.credits);
       return;
+    default:
+      log.error({ message: (msg as { t?: unknown }).t }, 'unknown message from the taskmanager main thread');
   }
 });
 

@@ -21,6 +21,7 @@ import {
   type HeartbeatResponse,
   handleUnary,
   type RegisterTaskManagerResponse,
+  type ReportTaskStateRequest,
   type StartTasksRequest,
   unary,
 } from '../core/rpc/index.js';
@@ -311,27 +312,51 @@ export class TaskManager {
       case 'state': {
         this.metrics.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
         this.taskSlot.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
-        if (!this.jmClient) return;
-        unary(
-          this.jmClient,
-          'reportTaskState',
-          {
-            taskmanagerId: this.id,
-            jobId: m.jobId,
-            attempt: m.attempt,
-            taskId: m.taskId,
-            state: m.state,
-            errorCode: m.errorCode,
-            errorMessage: m.errorMessage,
-            countersJson: JSON.stringify(m.counters),
-          },
-          'JobManager',
-        ).catch((err) => this.opts.log.error({ err, jobId: m.jobId, taskId: m.taskId }, 'cannot report task state'));
+        void this.reportTaskState({
+          taskmanagerId: this.id,
+          jobId: m.jobId,
+          attempt: m.attempt,
+          taskId: m.taskId,
+          state: m.state,
+          errorCode: m.errorCode,
+          errorMessage: m.errorMessage,
+          countersJson: JSON.stringify(m.counters),
+        });
         void slot;
         return;
       }
       case 'ready':
         return;
+      default:
+        this.opts.log.error(
+          { slot: slot.index, message: (m as { t?: unknown }).t },
+          'unknown message from slot worker',
+        );
+    }
+  }
+
+  /**
+   * Reports a task's final state to the JobManager, retrying (5 attempts, 200 ms doubling) so a
+   * passing hiccup cannot leave a job RUNNING forever; gives up (logged) when the JobManager is gone.
+   */
+  private async reportTaskState(req: ReportTaskStateRequest): Promise<void> {
+    let delay = 200;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (!this.jmClient) throw new Error('not registered');
+        await unary(this.jmClient, 'reportTaskState', req, 'JobManager');
+        return;
+      } catch (err) {
+        if (attempt >= 5 || this.stopping) {
+          this.opts.log.error(
+            { err, jobId: req.jobId, taskId: req.taskId, state: req.state },
+            'cannot report task state',
+          );
+          return;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay *= 2;
+      }
     }
   }
 

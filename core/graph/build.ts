@@ -16,6 +16,27 @@ export function rowFieldTypes(spec: JobSpec): Map<string, FieldType> {
   return new Map(Object.entries(types));
 }
 
+/**
+ * The source fields the rest of a job reads: the keyBy and aggregate fields, the event-time field,
+ * and every identifier in a filter or map expression (a superset: function names are included).
+ * `undefined` means every field (a job without a window writes whole rows). Sources use it to
+ * build only the fields that are read (projection), e.g. melted rows of a 29-column file.
+ */
+export function requiredSourceFields(spec: JobSpec): string[] | undefined {
+  const keyBy = spec.steps.find((s) => s.kind === 'keyBy');
+  const aggregate = spec.steps.find((s) => s.kind === 'aggregate');
+  if (!keyBy || keyBy.kind !== 'keyBy' || !aggregate || aggregate.kind !== 'aggregate') return undefined;
+  const out = new Set<string>([...keyBy.fields, spec.source.eventTime.outputField]);
+  for (const a of aggregate.aggregates) if (a.field) out.add(a.field);
+  const identifiers = (expr: string): string[] =>
+    expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ').match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
+  for (const step of spec.steps) {
+    if (step.kind === 'filter') for (const id of identifiers(step.expr)) out.add(id);
+    if (step.kind === 'map') for (const e of Object.values(step.fields)) for (const id of identifiers(e)) out.add(id);
+  }
+  return [...out];
+}
+
 function sourceSplits(spec: JobSpec): number {
   return spec.source.type === 'file' ? spec.source.paths.length : spec.source.splits;
 }

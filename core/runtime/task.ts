@@ -1,6 +1,7 @@
 import { decodeRecords, decodeStatus, decodeWatermark, RowCodec, readFrameHeader } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { EngineError } from '../errors/index.js';
+import { requiredSourceFields } from '../graph/build.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Logger } from '../log/index.js';
 import { createSourceReader, type SourceReader } from '../source/index.js';
@@ -177,7 +178,9 @@ export class Task {
 
   private async runSource(): Promise<void> {
     const { spec } = this.desc;
-    const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism);
+    const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism, undefined, {
+      fields: requiredSourceFields(spec),
+    });
     this.reader = reader;
     const wmGen = new BoundedOutOfOrdernessWatermarks(spec.source.watermark.outOfOrdernessMs);
     const idleTimeoutMs = spec.source.watermark.idleTimeoutMs;

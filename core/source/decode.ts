@@ -147,8 +147,15 @@ export class LineDecoder {
   /** reason of the last failed cell conversion */
   private reason = '';
 
-  /** @throws EngineError `EXPR_INVALID` when a validate rule does not compile. */
-  constructor(spec: FileSourceSpec) {
+  /** base fields copied into each melted row: those read downstream (all when not known) */
+  private readonly meltKeep: string[] | undefined;
+
+  /**
+   * @param fields the fields read downstream; melted rows carry only these of the base columns
+   *   (default: all). Every column is still parsed and type-checked.
+   * @throws EngineError `EXPR_INVALID` when a validate rule does not compile.
+   */
+  constructor(spec: FileSourceSpec, fields?: string[]) {
     this.cols = spec.columns;
     this.ncols = spec.columns.length;
     this.names = spec.columns.map((c) => c.name);
@@ -169,6 +176,12 @@ export class LineDecoder {
     this.parseTs = compileTimestampParser(spec.eventTime);
     this.rules = compileRules(spec);
     this.expected = `expected ${this.ncols} field${this.ncols === 1 ? '' : 's'}`;
+    if (fields && spec.melt) {
+      const want = new Set(fields);
+      // validate rules see the melted rows, so their fields are kept too
+      for (const r of spec.validate) for (const id of r.rule.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []) want.add(id);
+      this.meltKeep = spec.columns.filter((c) => !meltSet.has(c.name) && want.has(c.name)).map((c) => c.name);
+    }
   }
 
   decode(line: string, rows: Row[], timestamps: number[]): string | null {
@@ -329,8 +342,14 @@ export class LineDecoder {
       values[j] = v;
     }
     const first = rows.length;
+    const keep = this.meltKeep;
     for (let j = 0; j < k; j++) {
-      const row: Row = { ...base };
+      let row: Row;
+      if (keep === undefined) row = { ...base };
+      else {
+        row = {};
+        for (let f = 0; f < keep.length; f++) row[keep[f]] = base[keep[f]];
+      }
       row[melt.nameField] = this.meltNames[j] as string;
       row[melt.valueField] = values[j] as Value;
       row[this.tsOut] = ts;

@@ -29,9 +29,10 @@ export class FileSourceReader implements SourceReader {
     private readonly spec: FileSourceSpec,
     fileIndexes: number[],
     restore?: SourcePosition,
+    fields?: string[],
   ) {
     this.files = [...fileIndexes].sort((a, b) => a - b);
-    this.decoder = new LineDecoder(spec);
+    this.decoder = new LineDecoder(spec, fields);
     const shown = this.files.map((i) => this.displayPath(i));
     this.description = shown.length === 0 ? 'file (no split)' : `file ${shown.join(', ')}`;
     if (restore) {

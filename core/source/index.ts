@@ -22,6 +22,8 @@ export { newSourceBatch } from './types.js';
  * `restore` (a position() taken from a reader of the same subtask and parallelism) resumes after
  * the last line read: plain files seek to the byte offset, gzip files and generators re-read and
  * skip.
+ * `opts.fields`: the fields the job reads downstream; melted rows carry only those (every column
+ * is still parsed and checked). Default: all.
  * @throws EngineError `EXPR_INVALID` when a validate rule does not compile. Open errors
  * (`SOURCE_IO`) surface on the first poll.
  */
@@ -30,9 +32,12 @@ export function createSourceReader(
   subtask: number,
   parallelism: number,
   restore?: SourcePosition,
+  opts: { fields?: string[] } = {},
 ): SourceReader {
   const units = spec.type === 'file' ? spec.paths.length : spec.splits;
   const mine: number[] = [];
   for (let u = subtask; u < units; u += parallelism) mine.push(u);
-  return spec.type === 'file' ? new FileSourceReader(spec, mine, restore) : new GeneratorReader(spec, mine, restore);
+  return spec.type === 'file'
+    ? new FileSourceReader(spec, mine, restore, opts.fields)
+    : new GeneratorReader(spec, mine, restore);
 }

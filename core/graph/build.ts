@@ -25,7 +25,7 @@ export function rowFieldTypes(spec: JobSpec): Map<string, FieldType> {
 export function requiredSourceFields(spec: JobSpec): string[] | undefined {
   const keyBy = spec.steps.find((s) => s.kind === 'keyBy');
   const aggregate = spec.steps.find((s) => s.kind === 'aggregate');
-  if (!keyBy || keyBy.kind !== 'keyBy' || !aggregate || aggregate.kind !== 'aggregate') return undefined;
+  if (keyBy?.kind !== 'keyBy' || aggregate?.kind !== 'aggregate') return undefined;
   const out = new Set<string>([...keyBy.fields, spec.source.eventTime.outputField]);
   for (const a of aggregate.aggregates) if (a.field) out.add(a.field);
   const identifiers = (expr: string): string[] =>

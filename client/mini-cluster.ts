@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { loadClusterConfig } from '../core/config/index.js';
 import { ensureRedis, redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
+import { buildJobGraph, slotsNeeded } from '../core/graph/build.js';
 import { createLogger } from '../core/log/index.js';
 import type { JobSpec } from '../core/spec/types.js';
 import { JobManager } from '../jobmanager/jobmanager.js';
@@ -33,6 +34,13 @@ const TERMINAL = new Set(['FINISHED', 'FAILED', 'CANCELED']);
 export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Promise<boolean> {
   if (o.taskmanagers < 1 || o.slots < 1)
     throw new EngineError('NO_RESOURCES', '--taskmanagers and --slots must be at least 1');
+  const need = slotsNeeded(buildJobGraph(spec));
+  if (need > o.taskmanagers * o.slots) {
+    throw new EngineError(
+      'NO_RESOURCES',
+      `${spec.name} needs ${need} slots (its largest parallelism) and the mini-cluster has ${o.taskmanagers * o.slots}; raise --taskmanagers or --slots, or lower --parallelism`,
+    );
+  }
   const logLevel = process.env.LOG_LEVEL ?? 'warn';
   process.env.LOG_LEVEL = logLevel;
   const say = (msg: string): void => void process.stderr.write(`${msg}\n`);

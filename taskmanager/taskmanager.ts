@@ -285,7 +285,7 @@ export class TaskManager {
       if (bySlot.size === 0) done();
     });
     this.deployWaiters.delete(reqId);
-    if (errors.length > 0) throw new EngineError('TASK_FAILED', `deploying ${req.jobId} failed: ${errors.join('; ')}`);
+    if (errors.length > 0) throw new EngineError('TASK_FAILED', `on ${this.id}: ${errors.join('; ')}`);
     return {};
   }
 

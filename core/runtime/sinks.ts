@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { EngineError } from '../errors/index.js';
@@ -30,7 +30,9 @@ export function jsonLineRenderer(fields: FieldDesc[]): (row: Row) => string {
 /**
  * JSON-lines sink on a local file (truncated when the task starts) or on stdout. Lines are
  * buffered and written in chunks; `pending()` lets the task wait while the OS is slower than the
- * job (backpressure instead of memory growth).
+ * job (backpressure instead of memory growth). The file is opened when the task is created, so a
+ * path that cannot be written fails the deployment at once; a later write error (disk full) fails
+ * the task at its next record, watermark or end of input. Nothing is lost silently.
  */
 export class LineSink implements Downstream {
   private buf: string[] = [];
@@ -38,7 +40,10 @@ export class LineSink implements Downstream {
   private readonly out: WriteStream | NodeJS.WriteStream;
   private readonly render: (row: Row) => string;
   private blocked: Promise<void> | null = null;
+  private failure: EngineError | null = null;
+  private readonly where: string;
 
+  /** @throws EngineError `SINK_IO` when the file's folder cannot be created or the file cannot be opened for writing */
   constructor(
     spec: FileSinkSpec | StdoutSinkSpec,
     readonly fields: FieldDesc[],
@@ -47,21 +52,26 @@ export class LineSink implements Downstream {
   ) {
     this.render = jsonLineRenderer(fields);
     if (spec.type === 'file') {
+      this.where = spec.path;
+      let fd: number;
       try {
         mkdirSync(dirname(spec.path), { recursive: true });
+        fd = openSync(spec.path, 'w');
       } catch (err) {
-        throw new EngineError('SINK_IO', `cannot create the folder of ${spec.path}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${(err as Error).message}`, { cause: err });
       }
-      this.out = createWriteStream(spec.path, { flags: 'w' });
-      this.out.on('error', () => {});
+      this.out = createWriteStream(spec.path, { fd });
+      this.out.on('error', (err) => {
+        this.failure ??= new EngineError('SINK_IO', `cannot write ${spec.path}: ${err.message}`, { cause: err });
+      });
     } else {
+      this.where = 'stdout';
       this.out = process.stdout;
     }
   }
 
   processElement(row: Row): void {
+    if (this.failure) throw this.failure;
     const line = this.render(row);
     this.buf.push(line);
     this.bufChars += line.length;
@@ -70,23 +80,25 @@ export class LineSink implements Downstream {
   }
 
   processWatermark(): void {
+    if (this.failure) throw this.failure;
     this.write();
   }
 
   pending(): Promise<void> | null {
+    if (this.failure) throw this.failure;
     return this.blocked;
   }
 
   async endOfInput(): Promise<void> {
     this.write();
-    if (this.blocked) await this.blocked;
+    if (this.blocked) await this.blocked.catch(() => {});
+    if (this.failure) throw this.failure;
     if (this.out !== process.stdout) {
       const s = this.out as WriteStream;
-      const err = await new Promise<Error | null>((resolve) => {
-        s.once('error', resolve);
-        s.end(() => resolve(null));
-      });
-      if (err) throw new EngineError('SINK_IO', `cannot write ${String(s.path)}: ${err.message}`, { cause: err });
+      const err = await new Promise<Error | null | undefined>((resolve) => s.end((e?: Error | null) => resolve(e)));
+      if (err) this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
+      if (this.failure) throw this.failure;
+      if (!s.writableFinished) throw new EngineError('SINK_IO', `cannot finish writing ${this.where}`);
     }
   }
 
@@ -100,9 +112,15 @@ export class LineSink implements Downstream {
     this.buf = [];
     this.bufChars = 0;
     if (!this.out.write(chunk) && !this.blocked) {
-      this.blocked = once(this.out, 'drain').then(() => {
-        this.blocked = null;
-      });
+      this.blocked = once(this.out, 'drain').then(
+        () => {
+          this.blocked = null;
+        },
+        (err: Error) => {
+          this.blocked = null;
+          this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
+        },
+      );
     }
   }
 }

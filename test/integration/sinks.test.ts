@@ -123,4 +123,26 @@ describe('sinks and job records on real processes', () => {
     );
     expect(r.stderr).toContain('FINISHED');
   });
+
+  it('a file sink that cannot be opened fails the job at deployment, naming the path (no hang)', async () => {
+    const r = await runCli(['run', spec('unopenable', { type: 'file', path: dir }), '--taskmanagers', '1', '-p', '1'], {
+      env: { REDIS_URL: redis.url },
+      timeoutMs: 30_000,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('FAILED');
+    expect(r.stderr).toMatch(new RegExp(`SINK_IO: cannot open sink file ${dir.replace(/[/.]/g, '\\$&')}: EISDIR`));
+  });
+
+  it('a write error (disk full) fails the job instead of reporting success', async () => {
+    const r = await runCli(
+      ['run', spec('full', { type: 'file', path: '/dev/full' }), '--taskmanagers', '1', '-p', '1'],
+      {
+        env: { REDIS_URL: redis.url },
+        timeoutMs: 30_000,
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/SINK_IO: cannot write \/dev\/full: ENOSPC/);
+  });
 });

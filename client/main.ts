@@ -197,13 +197,12 @@ program
       const { loadSpec } = await import('./spec.js');
       const { runMiniCluster } = await import('./mini-cluster.js');
       const spec = loadSpec(file, o.set, o.parallelism);
-      const ok = await runMiniCluster(spec, {
+      process.exitCode = await runMiniCluster(spec, {
         taskmanagers: o.taskmanagers,
         slots: o.slots,
         summaryJson: o.summaryJson,
         timeoutMs: o.timeout,
       });
-      process.exitCode = ok ? 0 : 1;
     },
   );
 

@@ -28,10 +28,13 @@ const TERMINAL = new Set(['FINISHED', 'FAILED', 'CANCELED']);
 /**
  * `fluxo run`: a JobManager in this process plus N TaskManager child processes on loopback,
  * Redis from REDIS_URL (or a private redis-server when none answers and one is installed).
- * Runs the job to its end, prints a summary to stderr and returns true when it FINISHED.
- * Child logs go to stderr at LOG_LEVEL (default `warn` here, to keep the summary readable).
+ * Runs the job to its end, prints a summary to stderr and returns the exit code: 0 when the job
+ * FINISHED, 1 when it failed or was canceled, 130/143 when SIGINT/SIGTERM interrupted it (the job
+ * is canceled, every process stopped). Child logs go to stderr at LOG_LEVEL (default `fatal` here:
+ * the summary carries the failure reason; LOG_LEVEL=info shows the processes' logs). The run's
+ * job records are deleted from Redis afterwards unless FLUXO_CLUSTER_ID was set.
  */
-export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Promise<boolean> {
+export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Promise<number> {
   if (o.taskmanagers < 1 || o.slots < 1)
     throw new EngineError('NO_RESOURCES', '--taskmanagers and --slots must be at least 1');
   const need = slotsNeeded(buildJobGraph(spec));
@@ -41,11 +44,12 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
       `${spec.name} needs ${need} slots (its largest parallelism) and the mini-cluster has ${o.taskmanagers * o.slots}; raise --taskmanagers or --slots, or lower --parallelism`,
     );
   }
-  const logLevel = process.env.LOG_LEVEL ?? 'warn';
+  const logLevel = process.env.LOG_LEVEL ?? 'fatal';
   process.env.LOG_LEVEL = logLevel;
   const say = (msg: string): void => void process.stderr.write(`${msg}\n`);
   const base = loadClusterConfig();
   const redis = await ensureRedis(base.redisUrl, say);
+  const keepRecords = Boolean(process.env.FLUXO_CLUSTER_ID);
   const clusterId = process.env.FLUXO_CLUSTER_ID || `run-${randomBytes(4).toString('hex')}`;
   const config = loadClusterConfig(process.env, { redisUrl: redis.url, clusterId });
   const log = createLogger('jobmanager');
@@ -67,16 +71,27 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
       }, 5000);
       await exited;
       clearTimeout(timer);
+      if (!keepRecords) await jm.forgetCluster().catch(() => {});
       await jm.stop().catch(() => {});
       await redis.stop();
     })();
     return cleaning;
   };
+  let jobId: string | undefined;
+  let interrupted: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
-    say(`fluxo run: ${signal}, stopping the mini-cluster`);
-    void cleanup().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    if (interrupted) return;
+    interrupted = signal;
+    jm.prepareStop();
+    if (jobId) {
+      say(`fluxo run: ${signal}: cancelling job ${jobId} and stopping the mini-cluster`);
+      void jm.cancelJob(jobId, `interrupted by ${signal}`);
+    } else {
+      say(`fluxo run: ${signal}: stopping the mini-cluster`);
+      void cleanup().then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    }
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, onSignal);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   try {
     await jm.start();
     const cli = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -112,15 +127,14 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
       'TaskManagers did not register within 30 s',
       (fail) => (exitWatch = fail),
     );
-    const { jobId } = await jm.submitJob(spec);
+    jobId = (await jm.submitJob(spec)).jobId;
     say(`fluxo run: submitted job ${jobId}`);
     const started = Date.now();
     let details = jm.status.job(jobId) as JobDetails;
     exitWatch = undefined;
     while (!TERMINAL.has(details.job.state)) {
       if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) {
-        await jm.status.job(jobId);
-        throw new EngineError('JOB_STATE', `job ${jobId} did not end within ${o.timeoutMs} ms`);
+        await jm.cancelJob(jobId, `did not end within --timeout ${o.timeoutMs} ms`);
       }
       await new Promise((r) => setTimeout(r, 100));
       details = jm.status.job(jobId) as JobDetails;
@@ -128,7 +142,8 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
     say(summaryLines(details).join('\n'));
     if (o.summaryJson)
       writeFileSync(o.summaryJson, `${JSON.stringify({ ...details, wallMs: Date.now() - started }, null, 2)}\n`);
-    return details.job.state === 'FINISHED';
+    if (interrupted) return interrupted === 'SIGINT' ? 130 : 143;
+    return details.job.state === 'FINISHED' ? 0 : 1;
   } finally {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, onSignal);
     await cleanup();

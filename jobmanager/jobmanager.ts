@@ -239,6 +239,17 @@ export class JobManager {
     return job.state;
   }
 
+  /** Cancels a job with a reason (e.g. the mini-cluster was interrupted). No-op for an ended job. */
+  async cancelJob(jobId: string, reason: string): Promise<void> {
+    const job = this.getJob(jobId);
+    if (!TERMINAL.has(job.state)) await this.endJob(job, 'CANCELED', reason);
+  }
+
+  /** Deletes every key of this cluster's namespace from Redis (the mini-cluster's records after a run). */
+  async forgetCluster(): Promise<void> {
+    await this.store.deleteNamespace();
+  }
+
   /** Submits a validated spec (the mini-cluster calls this in-process). */
   submitJob(spec: JobSpec): Promise<{ jobId: string }> {
     return this.submit(JSON.stringify(spec));
@@ -418,6 +429,7 @@ export class JobManager {
     const jobs = new Set(tm.used.values());
     tm.used.clear();
     tm.client.close();
+    if (this.stopping) return; // a planned shutdown ends its jobs itself
     for (const jobId of jobs) {
       const job = this.jobs.get(jobId);
       if (job && !TERMINAL.has(job.state))
@@ -432,6 +444,10 @@ export class JobManager {
     } catch (err) {
       throw new EngineError('SPEC_INVALID', `job spec is not JSON: ${(err as Error).message}`);
     }
+    // a redis sink without its own url writes to the cluster's Redis (the JobManager's --redis),
+    // not to whatever REDIS_URL each TaskManager happens to have
+    if (spec.sink.type === 'redis' && !spec.sink.url)
+      spec = { ...spec, sink: { ...spec.sink, url: this.opts.config.redisUrl } };
     const graph = buildJobGraph(spec);
     const jobId = randomBytes(8).toString('hex');
     const job: Job = {
@@ -445,8 +461,17 @@ export class JobManager {
       failure: '',
       tasks: new Map(),
     };
+    // the record is written before the job exists here: a submit that cannot be recorded leaves nothing behind
+    try {
+      await this.store.save(this.record(job));
+    } catch (err) {
+      throw new EngineError(
+        'REDIS_UNAVAILABLE',
+        `cannot record the job in Redis at ${redactUrl(this.opts.config.redisUrl)}: ${(err as Error).message}; the job was not submitted`,
+        { cause: err, retryable: true },
+      );
+    }
     this.jobs.set(jobId, job);
-    await this.store.save(this.record(job));
     this.opts.log.info({ jobId, name: spec.name, slots: slotsNeeded(graph) }, 'job submitted');
     void this.schedule(job);
     return { jobId };
@@ -573,6 +598,8 @@ export class JobManager {
   private async endJob(job: Job, state: JobState, failure: string): Promise<void> {
     if (TERMINAL.has(job.state)) return;
     job.failure = failure;
+    job.waitingFor = undefined;
+    job.waitingSince = undefined;
     job.endedAtMs = Date.now();
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
     for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);

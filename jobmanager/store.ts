@@ -98,6 +98,16 @@ export class JobStore {
     return this.redis.zrange(`fluxo:${this.clusterId}:jobs`, 0, -1);
   }
 
+  /** Deletes every key under `fluxo:{cluster}:` (SCAN + UNLINK in batches). */
+  async deleteNamespace(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `fluxo:${this.clusterId}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await this.redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

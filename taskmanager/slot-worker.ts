@@ -118,7 +118,7 @@ port.on('message', (msg: ToSlot) => {
               state: task.wasCancelled ? 'CANCELED' : 'FINISHED',
               errorCode: '',
               errorMessage: '',
-              counters: task.counters,
+              counters: task.liveCounters(),
             });
             tasks.delete(d.taskKey);
           },
@@ -133,7 +133,7 @@ port.on('message', (msg: ToSlot) => {
               state: 'FAILED',
               errorCode: info.code,
               errorMessage: info.message,
-              counters: task.counters,
+              counters: task.liveCounters(),
             });
             tasks.delete(d.taskKey);
           },
@@ -175,7 +175,7 @@ setInterval(() => {
       jobId: t.desc.jobId,
       attempt: t.desc.attempt,
       taskId: t.desc.taskId,
-      counters: t.counters,
+      counters: t.liveCounters(),
     })),
   });
 }, data.metricsIntervalMs).unref();

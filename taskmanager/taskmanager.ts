@@ -254,6 +254,7 @@ export class TaskManager {
     this.jmClient?.close();
     this.register().catch((err) => {
       this.opts.log.fatal({ err }, 'giving up on the jobmanager');
+      process.stderr.write(`fluxo taskmanager: ${(err as Error).message}\n`);
       process.exit(69);
     });
   }

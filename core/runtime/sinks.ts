@@ -58,7 +58,9 @@ export class LineSink implements Downstream {
         mkdirSync(dirname(spec.path), { recursive: true });
         fd = openSync(spec.path, 'w');
       } catch (err) {
-        throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${(err as Error).message}`, { cause: err });
+        throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       this.out = createWriteStream(spec.path, { fd });
       this.out.on('error', (err) => {
@@ -96,7 +98,8 @@ export class LineSink implements Downstream {
     if (this.out !== process.stdout) {
       const s = this.out as WriteStream;
       const err = await new Promise<Error | null | undefined>((resolve) => s.end((e?: Error | null) => resolve(e)));
-      if (err) this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
+      if (err)
+        this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
       if (this.failure) throw this.failure;
       if (!s.writableFinished) throw new EngineError('SINK_IO', `cannot finish writing ${this.where}`);
     }

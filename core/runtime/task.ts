@@ -97,6 +97,13 @@ export class Task {
     if (this.inputs.length > 0) this.valve = new WatermarkValve(this.inputs.length);
   }
 
+  /** The counters, brought up to date (records out, window metrics): for heartbeats and reports. */
+  liveCounters(): TaskCounters {
+    this.counters.recordsOut = this.gate.recordsOut;
+    this.chain.window?.sync();
+    return this.counters;
+  }
+
   /** true when the task ended through cancel(), not by finishing or failing */
   get wasCancelled(): boolean {
     return this.cancelled && !this.failed;

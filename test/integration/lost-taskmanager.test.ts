@@ -169,11 +169,9 @@ describe('a TaskManager frozen with SIGSTOP (FLUXO_HEARTBEAT_TIMEOUT_MS=1500 on 
     }
   });
 
-  // BUG (see the report): on resume the TaskManager hears `known: false` from the JobManager and
-  // re-registers (taskmanager/taskmanager.ts, heartbeat 'data' handler) WITHOUT cancelling its
-  // tasks, and the JobManager never sent it a cancel (endJob skips TaskManagers that are not ALIVE).
-  // The tasks of the FAILED job keep running and keep writing output, while the TaskManager is
-  // listed ALIVE with 0 slots used (so new tasks can be put on the same slot).
+  // On resume the TaskManager hears `known: false` from the JobManager: it must cancel every task
+  // before it re-registers, or the FAILED job's tasks keep writing output (zombie tasks) while the
+  // TaskManager is listed ALIVE with its slots free for new work.
   it('a frozen TaskManager that comes back runs nothing of the job that failed because of it', async () => {
     const tm = await cluster.startTaskManager('tm-e', 1);
     const out = path.join(dir, 'zombie', 'out.jsonl');

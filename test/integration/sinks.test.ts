@@ -105,7 +105,8 @@ describe('sinks and job records on real processes', () => {
       const rec = await client.hgetall(`fluxo:sinks-test:job:${id}`);
       expect(rec.state).toBe('FINISHED');
       expect(rec.name).toBe('to-redis');
-      expect(JSON.parse(rec.spec).sink).toEqual({ type: 'redis', keyPrefix: 'br02' });
+      // a redis sink without a url writes to the cluster's Redis, filled in at submit
+      expect(JSON.parse(rec.spec).sink).toEqual({ type: 'redis', keyPrefix: 'br02', url: redis.url });
     }
   });
 
@@ -122,6 +123,8 @@ describe('sinks and job records on real processes', () => {
       expected.map((e) => `${e.sensor_id}|${e.window_start_ms}|${e.window_end_ms}|${e.count}`).sort(),
     );
     expect(r.stderr).toContain('FINISHED');
+    // an ad-hoc mini-cluster (no FLUXO_CLUSTER_ID) leaves no job records behind in the user's Redis
+    expect(await client.keys('fluxo:run-*')).toEqual([]);
   });
 
   it('a file sink that cannot be opened fails the job at deployment, naming the path (no hang)', async () => {

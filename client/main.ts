@@ -11,10 +11,12 @@ import { printJobStatus, printJobs, printTaskManagers } from './print.js';
  */
 const program = new Command();
 
-function positiveInt(what: string) {
+function positiveInt(what: string, min = 0) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
+    if (!Number.isInteger(n) || n < min || n > 2 ** 31) {
+      throw new InvalidArgumentError(`${what} must be an integer ${min === 0 ? '≥ 0' : `≥ ${min}`}`);
+    }
     return n;
   };
 }
@@ -52,7 +54,7 @@ program
   .command('taskmanager')
   .description('run a TaskManager: offers slots (one worker thread each) to a JobManager and runs tasks')
   .option(...jmOption)
-  .option('--slots <n>', 'task slots', positiveInt('--slots'), 1)
+  .option('--slots <n>', 'task slots', positiveInt('--slots', 1), 1)
   .option('--host <addr>', 'address to bind the data/control server to', '127.0.0.1')
   .option('--advertise-host <addr>', 'address other processes use to reach this TaskManager (default: --host)')
   .option('--data-port <port>', 'data/control port; 0 = any free port', positiveInt('--data-port'), 0)
@@ -76,7 +78,7 @@ program
   .description('validate a job spec (YAML or JSON) and submit it; prints the job id')
   .argument('<spec>', 'job spec file')
   .option(...jmOption)
-  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism'))
+  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism', 1))
   .option(
     '--set <path=value>',
     'override a spec value, e.g. --set steps[2].window.sizeMs=30000 (repeatable)',
@@ -144,8 +146,8 @@ program
   )
   .argument('<job>', 'job id')
   .option(...jmOption)
-  .option('--wait', 'wait until the job has ended and print its final state')
-  .action(async (jobId: string, o: { jobmanager: string; wait?: boolean }) => {
+  .option('--no-wait', 'return at once instead of waiting until the job has ended')
+  .action(async (jobId: string, o: { jobmanager: string; wait: boolean }) => {
     const client = new JobManagerClient(o.jobmanager);
     try {
       let state = await client.stop(jobId);
@@ -153,7 +155,7 @@ program
         await new Promise((r) => setTimeout(r, 200));
         state = (await client.getJob(jobId)).job.state;
       }
-      process.stdout.write(`${state}\n`);
+      process.stdout.write(`${o.wait ? state : 'STOPPING'}\n`);
     } finally {
       client.close();
     }
@@ -176,9 +178,9 @@ program
   .command('run')
   .description('run a job on a local mini-cluster (a JobManager plus N TaskManager processes) until it ends')
   .argument('<spec>', 'job spec file')
-  .option('--taskmanagers <n>', 'TaskManager processes', positiveInt('--taskmanagers'), 2)
-  .option('--slots <n>', 'slots per TaskManager', positiveInt('--slots'), 1)
-  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism'))
+  .option('--taskmanagers <n>', 'TaskManager processes', positiveInt('--taskmanagers', 1), 2)
+  .option('--slots <n>', 'slots per TaskManager', positiveInt('--slots', 1), 1)
+  .option('-p, --parallelism <n>', 'override the job parallelism', positiveInt('--parallelism', 1))
   .option('--set <path=value>', 'override a spec value (repeatable)', collect, [])
   .option('--summary-json <file>', 'also write the summary as JSON to this file')
   .option('--timeout <ms>', 'fail if the job has not ended after this many ms (0 = never)', positiveInt('--timeout'), 0)

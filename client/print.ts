@@ -62,13 +62,15 @@ export function summaryLines(d: JobDetails): string[] {
     : ((Date.now() - d.job.createdAtMs) / 1000).toFixed(1);
   const lines = [
     `Job ${d.job.name} (${d.job.jobId}) ${d.job.state} after ${secs} s`,
-    `  readings read     ${n(t.readingsIn)} from ${n(t.linesRead)} lines`,
+    `  readings read     ${n(t.readingsIn)}${d.vertices.some((v) => v.name === 'Source: file') ? ` from ${n(t.linesRead)} lines` : ''}`,
     `  rejected          ${n(t.rejected)}  -> ${d.outputs.deadLetters}`,
     `  filtered out      ${n(t.filtered)}`,
     `  late (dropped)    ${n(t.late)}  -> ${d.outputs.late}`,
     `  sensors (keys)    ${n(t.sensors)}`,
-    `  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`,
   ];
+  if (d.vertices.some((v) => v.id === 'window'))
+    lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
+  else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   if (d.job.failure) lines.push(`  ${d.job.state === 'CREATED' ? 'waiting' : 'failure'}: ${d.job.failure}`);
   return lines;
 }

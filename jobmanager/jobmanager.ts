@@ -35,7 +35,7 @@ export interface JobManagerOptions {
   rpcPort: number;
   config: Readonly<ClusterConfig>;
   log: Logger;
-  /** how long a job waits for enough free slots before it fails with NO_RESOURCES. Default 30000 */
+  /** how long a job waits for enough free slots before it fails with NO_RESOURCES. Default: config.slotWaitMs */
   slotWaitMs?: number;
 }
 
@@ -222,11 +222,14 @@ export class JobManager {
   /**
    * Stops a running job with drain: its sources end their input, so every open window fires and
    * sinks flush; the job then ends FINISHED as its tasks finish.
-   * @throws EngineError JOB_STATE when the job is not RUNNING.
+   * An ended job is left as it is (its state is returned).
+   * @throws EngineError JOB_STATE when the job has not started running yet.
    */
   async stopJob(jobId: string): Promise<JobState> {
     const job = this.getJob(jobId);
-    if (job.state !== 'RUNNING') throw new EngineError('JOB_STATE', `job ${job.jobId} is ${job.state}, not RUNNING`);
+    if (TERMINAL.has(job.state)) return job.state;
+    if (job.state !== 'RUNNING')
+      throw new EngineError('JOB_STATE', `job ${job.jobId} is ${job.state}, not RUNNING yet`);
     const tmIds = new Set(
       [...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.taskmanagerId),
     );
@@ -412,7 +415,11 @@ export class JobManager {
       }
     }
     for (const job of this.jobs.values()) {
-      if (job.state === 'CREATED' && job.waitingSince && now - job.waitingSince > (this.opts.slotWaitMs ?? 30_000)) {
+      if (
+        job.state === 'CREATED' &&
+        job.waitingSince &&
+        now - job.waitingSince > (this.opts.slotWaitMs ?? this.opts.config.slotWaitMs)
+      ) {
         void this.endJob(job, 'FAILED', `NO_RESOURCES: ${job.waitingFor}`);
       }
     }

@@ -20,6 +20,11 @@ export interface ClusterConfig {
   channelCredits: number;
   /** Max ms a partly filled batch waits before it is sent (Flink's buffer timeout). Env `FLUXO_BUFFER_TIMEOUT_MS`. Default 50 */
   bufferTimeoutMs: number;
+  /**
+   * How long a submitted job waits for enough free slots before it fails with NO_RESOURCES
+   * (Flink's slot.request.timeout, 5 min). Env `FLUXO_SLOT_WAIT_MS`. Default 300000
+   */
+  slotWaitMs: number;
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, def: number, problems: string[]): number {
@@ -51,9 +56,15 @@ export function loadClusterConfig(
     sourceBatchLines: intFromEnv(env, 'FLUXO_SOURCE_BATCH_LINES', 4096, problems),
     channelCredits: intFromEnv(env, 'FLUXO_CHANNEL_CREDITS', 8, problems),
     bufferTimeoutMs: intFromEnv(env, 'FLUXO_BUFFER_TIMEOUT_MS', 50, problems),
+    slotWaitMs: intFromEnv(env, 'FLUXO_SLOT_WAIT_MS', 300_000, problems),
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   };
-  if (!/^[A-Za-z0-9_.-]+$/.test(cfg.clusterId)) problems.push(`FLUXO_CLUSTER_ID: only letters, digits, _ . - allowed`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(cfg.clusterId)) problems.push('FLUXO_CLUSTER_ID: only letters, digits, _ . - allowed');
+  if (!/^rediss?:\/\/[^\s]+$/.test(cfg.redisUrl))
+    problems.push('Redis URL: expected redis://host:port (or rediss://…)');
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (env.LOG_LEVEL && !levels.includes(env.LOG_LEVEL))
+    problems.push(`LOG_LEVEL: expected one of ${levels.join(', ')}`);
   if (problems.length > 0) throw new Error(`invalid configuration: ${problems.join('; ')}`);
   return Object.freeze(cfg);
 }

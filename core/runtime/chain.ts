@@ -48,12 +48,20 @@ class FilterOperator implements Downstream {
   }
 }
 
+/**
+ * A map step. An expression that fails, or yields a number that is not finite (division by
+ * zero, overflow), sends the record to the dead-letter output instead of writing null or Infinity.
+ */
 class MapOperator implements Downstream {
+  private readonly outputs: string[];
   constructor(
     private readonly fn: (row: Row) => Row,
+    outputs: string[],
     private readonly next: Downstream,
     private readonly onError: (row: Row, err: unknown) => void,
-  ) {}
+  ) {
+    this.outputs = outputs;
+  }
   processElement(row: Row, ts: number, swm: number): void {
     let out: Row;
     try {
@@ -61,6 +69,14 @@ class MapOperator implements Downstream {
     } catch (err) {
       this.onError(row, err);
       return;
+    }
+    const names = this.outputs;
+    for (let i = 0; i < names.length; i++) {
+      const v = out[names[i]];
+      if (typeof v === 'number' && !Number.isFinite(v)) {
+        this.onError(row, new Error(`${names[i]} is ${v}, not a finite number`));
+        return;
+      }
     }
     this.next.processElement(out, ts, swm);
   }
@@ -173,7 +189,7 @@ export function buildChain(ctx: ChainContext): Chain {
       }
       case 'map': {
         const where = `steps[${o.stepIndex}].map`;
-        link = new MapOperator(compileMap(o.fields, seen[i]), next, (row, err) =>
+        link = new MapOperator(compileMap(o.fields, seen[i]), Object.keys(o.fields), next, (row, err) =>
           ctx.deadLetter(`${where}: ${(err as Error).message}`, where, row),
         );
         break;

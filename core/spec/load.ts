@@ -19,11 +19,14 @@ export function parseSpecText(text: string, what = 'job spec'): unknown {
   } catch (e) {
     const err = e as { linePos?: { line: number; col: number }[]; message?: string };
     const pos = err.linePos?.[0];
-    const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
+    const where = pos ? `line ${pos.line}, column ${pos.col}` : 'the document';
     // the yaml library appends its own " at line L, column C:" to the first line; we say it once
     const msg = String(err.message ?? e)
       .split('\n')[0]
-      .replace(/\s*at line \d+, column \d+:?\s*$/, '');
+      .replace(/\s*at line \d+, column \d+:?\s*$/, '')
+      // a binary or garbled file must not spill control bytes onto the terminal
+      .replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?')
+      .slice(0, 200);
     throw new EngineError('SPEC_INVALID', `${what} is not valid YAML/JSON at ${where}: ${msg}`, {
       cause: e,
       problems: [`${where}: ${msg}`],

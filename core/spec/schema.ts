@@ -231,7 +231,11 @@ function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  if (typeof v === 'string') {
+    // control bytes (a binary file given as a spec) are shown as ? so they never reach the terminal
+    const shown = (v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?');
+    return `"${shown}"`;
+  }
   if (typeof v === 'object') return 'an object';
   return String(v);
 }

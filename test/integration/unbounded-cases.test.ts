@@ -103,7 +103,7 @@ describe('unbounded sources on a real cluster', () => {
       spawn(
         process.execPath,
         [CLI, 'jobmanager', '--rpc-port', String(rpc), '--web-port', String(webPort), '--redis', redis.url],
-        { env, stdio: 'inherit' },
+        { env, stdio: 'ignore' },
       ),
     );
     procs.push(
@@ -194,7 +194,7 @@ describe('unbounded sources on a real cluster', () => {
     await waitForAsync('the 2 phase B readings to be read', async () => (await job(id)).totals.readingsIn >= 14);
     expect(readRows(out)).toHaveLength(phaseA.length); // W = 34 s fires nothing
 
-    expect(await cli('stop', id, '--wait')).toBe('FINISHED');
+    expect(await cli('stop', id)).toBe('FINISHED');
     expectRows(readRows(out), [...phaseA, ...phaseB]);
     const totals = (await job(id)).totals;
     expect(totals.late).toBe(1);

@@ -50,3 +50,18 @@ export function isEngineError(e: unknown): e is EngineError {
     typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && e instanceof Error
   );
 }
+
+/**
+ * `text` made safe to print on a terminal: control characters (C0, DEL, C1) and U+FFFD become
+ * `?`, and it is cut to `max` characters (default 200) with an ellipsis. For messages that quote
+ * user input (a binary file given as a spec, a garbled line).
+ */
+export function printable(text: string, max = 200): string {
+  let out = '';
+  const n = Math.min(text.length, max);
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    out += c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0xfffd ? '?' : text[i];
+  }
+  return text.length > max ? `${out}…` : out;
+}

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { EngineError } from '../errors/index.js';
+import { EngineError, printable } from '../errors/index.js';
 import { parseJobSpec } from './schema.js';
 import type { JobSpec } from './types.js';
 
@@ -23,13 +23,12 @@ export function parseSpecText(text: string, what = 'job spec'): unknown {
     // the yaml library appends its own " at line L, column C:" to the first line; we say it once
     const msg = String(err.message ?? e)
       .split('\n')[0]
-      .replace(/\s*at line \d+, column \d+:?\s*$/, '')
-      // a binary or garbled file must not spill control bytes onto the terminal
-      .replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?')
-      .slice(0, 200);
-    throw new EngineError('SPEC_INVALID', `${what} is not valid YAML/JSON at ${where}: ${msg}`, {
+      .replace(/\s*at line \d+, column \d+:?\s*$/, '');
+    // a binary or garbled file must not spill control bytes onto the terminal
+    const shown = printable(msg);
+    throw new EngineError('SPEC_INVALID', `${what} is not valid YAML/JSON at ${where}: ${shown}`, {
       cause: e,
-      problems: [`${where}: ${msg}`],
+      problems: [`${where}: ${shown}`],
     });
   }
 }

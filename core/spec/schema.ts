@@ -42,7 +42,7 @@
  */
 import path from 'node:path';
 import * as z from 'zod';
-import { EngineError } from '../errors/index.js';
+import { EngineError, printable } from '../errors/index.js';
 import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
@@ -233,8 +233,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'string') {
     // control bytes (a binary file given as a spec) are shown as ? so they never reach the terminal
-    const shown = (v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?');
-    return `"${shown}"`;
+    return `"${printable(v, 40)}"`;
   }
   if (typeof v === 'object') return 'an object';
   return String(v);

@@ -556,6 +556,11 @@ export class JobManager {
         await this.endJob(job, 'FAILED', `deploy failed: ${(err as Error).message}`);
         return;
       }
+      if (job.state !== 'CREATED') {
+        // canceled or failed while its tasks were starting: make sure none of them keeps running
+        await this.cancelTasks(job, new Set(byTm.keys()));
+        return;
+      }
       for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
       await this.transition(job, 'RUNNING');
     } finally {
@@ -590,8 +595,10 @@ export class JobManager {
     return {};
   }
 
+  /** Moves a job to `state` and records it in Redis. An ended job never changes state again. */
   private async transition(job: Job, state: JobState): Promise<void> {
     const from = job.state;
+    if (TERMINAL.has(from)) return;
     job.state = state;
     this.opts.log.info({ jobId: job.jobId, from, to: state, failure: job.failure || undefined }, 'job state changed');
     try {
@@ -613,19 +620,24 @@ export class JobManager {
     await this.transition(job, state);
     if (state !== 'FINISHED') {
       for (const t of job.tasks.values()) if (!TERMINAL.has(t.state as JobState)) t.state = 'CANCELED';
-      await Promise.all(
-        [...tmIds].map((id) => {
-          const tm = this.tms.get(id);
-          if (tm?.state !== 'ALIVE') return Promise.resolve();
-          return unary(
-            tm.client,
-            'cancelJobTasks',
-            { jobId: job.jobId, attempt: job.attempt },
-            `TaskManager ${id}`,
-          ).catch(() => {});
-        }),
-      );
+      await this.cancelTasks(job, tmIds);
     }
     this.wakeWaiters();
+  }
+
+  /** Asks every live TaskManager in `tmIds` to cancel the job's tasks (best effort; a lost one has none left). */
+  private async cancelTasks(job: Job, tmIds: Set<string>): Promise<void> {
+    await Promise.all(
+      [...tmIds].map((id) => {
+        const tm = this.tms.get(id);
+        if (tm?.state !== 'ALIVE') return Promise.resolve();
+        return unary(
+          tm.client,
+          'cancelJobTasks',
+          { jobId: job.jobId, attempt: job.attempt },
+          `TaskManager ${id}`,
+        ).catch(() => {});
+      }),
+    );
   }
 }

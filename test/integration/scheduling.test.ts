@@ -79,18 +79,29 @@ describe('scheduling', () => {
     return file;
   }
 
-  it('two jobs submitted at the same time each get their own slot and both finish', async () => {
-    const [a, b] = await Promise.all([cluster.cli(['submit', fileJob('a')]), cluster.cli(['submit', fileJob('b')])]);
+  it('two jobs submitted at the same time each get their own slot and run side by side', async () => {
+    const [a, b] = await Promise.all([
+      cluster.cli(['submit', endlessJob('a', 1)]),
+      cluster.cli(['submit', endlessJob('b', 1)]),
+    ]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     const [ja, jb] = await Promise.all([
-      cluster.waitForState(a.stdout.trim(), 'FINISHED', 20_000),
-      cluster.waitForState(b.stdout.trim(), 'FINISHED', 20_000),
+      cluster.waitForState(a.stdout.trim(), 'RUNNING', 20_000),
+      cluster.waitForState(b.stdout.trim(), 'RUNNING', 20_000),
     ]);
     expect(ja.tasks[0].taskmanagerId).not.toBe(jb.tasks[0].taskmanagerId);
+    expect((await cluster.taskmanagers()).map((t) => t.slotsUsed)).toEqual([1, 1]);
+    expect((await cluster.cli(['cancel', a.stdout.trim()])).code).toBe(0);
+    expect((await cluster.cli(['cancel', b.stdout.trim()])).code).toBe(0);
+  });
+
+  it('a bounded job runs to FINISHED with its rows', async () => {
+    const r = await cluster.cli(['submit', fileJob('bounded')]);
+    expect(r.code, r.stderr).toBe(0);
+    await cluster.waitForState(r.stdout.trim(), 'FINISHED', 20_000);
     // BR-02 has 8 windows
-    expect(readFileSync(join(dir, 'a.jsonl'), 'utf8').trim().split('\n')).toHaveLength(8);
-    expect(readFileSync(join(dir, 'b.jsonl'), 'utf8').trim().split('\n')).toHaveLength(8);
+    expect(readFileSync(join(dir, 'bounded.jsonl'), 'utf8').trim().split('\n')).toHaveLength(8);
   });
 
   it('a job that needs more slots than are free waits in CREATED, says why, and starts once slots are freed', async () => {

@@ -65,3 +65,21 @@ export function printable(text: string, max = 200): string {
   }
   return text.length > max ? `${out}…` : out;
 }
+
+/** A short reason for a file-system error, without the path Node repeats in its message. */
+export function ioReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err?.code) {
+    case 'ENOENT':
+      return 'no such file or directory (ENOENT)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${err.code})`;
+    case 'EISDIR':
+      return 'is a directory (EISDIR)';
+    case 'ENOSPC':
+      return 'no space left on device (ENOSPC)';
+    default:
+      return err instanceof Error ? err.message : String(e);
+  }
+}

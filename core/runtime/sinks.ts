@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
-import { EngineError } from '../errors/index.js';
+import { EngineError, ioReason } from '../errors/index.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
@@ -58,13 +58,13 @@ export class LineSink implements Downstream {
         mkdirSync(dirname(spec.path), { recursive: true });
         fd = openSync(spec.path, 'w');
       } catch (err) {
-        throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${(err as Error).message}`, {
+        throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${ioReason(err)}`, {
           cause: err,
         });
       }
       this.out = createWriteStream(spec.path, { fd });
       this.out.on('error', (err) => {
-        this.failure ??= new EngineError('SINK_IO', `cannot write ${spec.path}: ${err.message}`, { cause: err });
+        this.failure ??= new EngineError('SINK_IO', `cannot write ${spec.path}: ${ioReason(err)}`, { cause: err });
       });
     } else {
       this.where = 'stdout';
@@ -99,7 +99,7 @@ export class LineSink implements Downstream {
       const s = this.out as WriteStream;
       const err = await new Promise<Error | null | undefined>((resolve) => s.end((e?: Error | null) => resolve(e)));
       if (err)
-        this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
+        this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${ioReason(err)}`, { cause: err });
       if (this.failure) throw this.failure;
       if (!s.writableFinished) throw new EngineError('SINK_IO', `cannot finish writing ${this.where}`);
     }
@@ -121,7 +121,7 @@ export class LineSink implements Downstream {
         },
         (err: Error) => {
           this.blocked = null;
-          this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${err.message}`, { cause: err });
+          this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${ioReason(err)}`, { cause: err });
         },
       );
     }

@@ -27,7 +27,7 @@ import { isAscii } from 'node:buffer';
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { EngineError } from '../errors/index.js';
+import { EngineError, ioReason } from '../errors/index.js';
 
 /** Dead-letter `raw` texts are cut to this many characters. */
 export const RAW_LIMIT = 1024;
@@ -117,7 +117,7 @@ export class LineReader {
     try {
       gzip = this.opts.compression === 'gzip' || (this.opts.compression === 'auto' && (await isGzipFile(this.path)));
     } catch (e) {
-      throw new EngineError('SOURCE_IO', `cannot open ${this.path}: ${(e as Error).message}`, { cause: e });
+      throw new EngineError('SOURCE_IO', `cannot open ${this.path}: ${ioReason(e)}`, { cause: e });
     }
     const skipTo = this.nextOffset;
     const skipLines = this.lineNo;
@@ -157,7 +157,7 @@ export class LineReader {
     try {
       r = await this.iter.next();
     } catch (e) {
-      throw new EngineError('SOURCE_IO', `cannot read ${this.path}: ${(e as Error).message}`, { cause: e });
+      throw new EngineError('SOURCE_IO', `cannot read ${this.path}: ${ioReason(e)}`, { cause: e });
     }
     if (r.done) {
       this.eof = true;

@@ -134,7 +134,9 @@ describe('sinks and job records on real processes', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('FAILED');
-    expect(r.stderr).toMatch(new RegExp(`SINK_IO: cannot open sink file ${dir.replace(/[/.]/g, '\\$&')}: EISDIR`));
+    expect(r.stderr).toMatch(
+      new RegExp(`SINK_IO: cannot open sink file ${dir.replace(/[/.]/g, '\\$&')}: is a directory \\(EISDIR\\)`),
+    );
   });
 
   it('a write error (disk full) fails the job instead of reporting success', async () => {
@@ -146,6 +148,6 @@ describe('sinks and job records on real processes', () => {
       },
     );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/SINK_IO: cannot write \/dev\/full: ENOSPC/);
+    expect(r.stderr).toMatch(/SINK_IO: cannot write \/dev\/full: no space left on device \(ENOSPC\)/);
   });
 });

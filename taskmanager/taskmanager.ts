@@ -323,7 +323,6 @@ export class TaskManager {
           errorMessage: m.errorMessage,
           countersJson: JSON.stringify(m.counters),
         });
-        void slot;
         return;
       }
       case 'ready':

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCaseSpec } from '../support/case-spec.js';
 import { startCluster, type TestCluster, waitFor } from '../support/processes.js';
 import { startRedis } from '../support/redis.js';
 
@@ -35,30 +36,7 @@ describe('scheduling', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function fileJob(name: string): string {
-    const file = join(dir, `${name}.yaml`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        name,
-        parallelism: 1,
-        source: {
-          type: 'file',
-          path: 'input.csv',
-          columns: ['sensor_id:string', 'timestamp_ms:int', 'temperature_c:double'],
-          eventTime: { field: 'timestamp_ms', unit: 'ms' },
-          watermark: { outOfOrdernessMs: 2000 },
-        },
-        steps: [
-          { keyBy: 'sensor_id' },
-          { window: { type: 'tumbling', sizeMs: 10000 } },
-          { aggregate: { count: 'count()' } },
-        ],
-        sink: { type: 'file', path: join(dir, `${name}.jsonl`) },
-      }),
-    );
-    return file;
-  }
+  const fileJob = (name: string): string => writeCaseSpec({ name, dir, aggregate: { count: 'count()' } });
 
   function endlessJob(name: string, parallelism: number): string {
     const file = join(dir, `${name}.yaml`);

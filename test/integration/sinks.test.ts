@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCaseSpec } from '../support/case-spec.js';
 import { runCli } from '../support/processes.js';
 import { startRedis } from '../support/redis.js';
 
@@ -41,39 +42,17 @@ describe('sinks and job records on real processes', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function spec(name: string, sink: object): string {
-    const file = join(dir, `${name}.yaml`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        name,
-        parallelism: 2,
-        source: {
-          type: 'file',
-          path: 'input.csv',
-          columns: ['sensor_id:string', 'timestamp_ms:int', 'temperature_c:double'],
-          eventTime: { field: 'timestamp_ms', unit: 'ms' },
-          watermark: { outOfOrdernessMs: 2000 },
-        },
-        steps: [
-          { keyBy: 'sensor_id' },
-          { window: { type: 'tumbling', sizeMs: 10000 } },
-          {
-            aggregate: {
-              count: 'count()',
-              avg: 'avg(temperature_c)',
-              min: 'min(temperature_c)',
-              max: 'max(temperature_c)',
-            },
-          },
-        ],
-        sink,
+  const spec = (name: string, sink: Record<string, unknown>): string =>
+    writeCaseSpec({
+      name,
+      dir,
+      parallelism: 2,
+      sink,
+      extra: {
         deadLetter: { type: 'file', path: join(dir, `${name}.deadletter.jsonl`) },
         lateData: { type: 'file', path: join(dir, `${name}.late.jsonl`) },
-      }),
-    );
-    return file;
-  }
+      },
+    });
 
   it('the redis sink upserts one hash per key and window, and the job record in Redis ends FINISHED', async () => {
     const env = { REDIS_URL: redis.url, FLUXO_CLUSTER_ID: 'sinks-test' };

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCaseSpec } from '../support/case-spec.js';
 import { startRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
@@ -127,38 +128,8 @@ describe('unbounded sources on a real cluster', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function spec(name: string, paths: string[], idleTimeoutMs: number): string {
-    const file = join(dir, `${name}.yaml`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        name,
-        parallelism: 1,
-        source: {
-          type: 'file',
-          paths,
-          follow: true,
-          columns: ['sensor_id:string', 'timestamp_ms:int', 'temperature_c:double'],
-          eventTime: { field: 'timestamp_ms', unit: 'ms' },
-          watermark: { outOfOrdernessMs: 2000, idleTimeoutMs },
-        },
-        steps: [
-          { keyBy: 'sensor_id' },
-          { window: { type: 'tumbling', sizeMs: 10000 } },
-          {
-            aggregate: {
-              count: 'count()',
-              avg: 'avg(temperature_c)',
-              min: 'min(temperature_c)',
-              max: 'max(temperature_c)',
-            },
-          },
-        ],
-        sink: { type: 'file', path: join(dir, `${name}.jsonl`) },
-      }),
-    );
-    return file;
-  }
+  const spec = (name: string, paths: string[], idleTimeoutMs: number): string =>
+    writeCaseSpec({ name, dir, paths, follow: true, idleTimeoutMs });
 
   it('BR-18: a sensor that goes quiet still gets its windows emitted while the job runs, with no zero rows', async () => {
     const input = join(dir, 'br18.csv');

@@ -8,6 +8,7 @@ import {
   type ListTaskManagersResponse,
   type SubmitJobResponse,
   type TaskManagerInfo,
+  type TriggerCheckpointResponse,
   unary,
 } from '../core/rpc/index.js';
 import type { JobSpec } from '../core/spec/types.js';
@@ -27,6 +28,22 @@ export interface JobDetails {
   }[];
   totals: Record<string, number>;
   outputs: { results: string; deadLetters: string; late: string };
+  /** null when the job takes no checkpoints */
+  checkpoints: {
+    completed: number;
+    failed: number;
+    inProgress: number;
+    latest: { id: number; triggeredAtMs: number; durationMs: number; stateBytes: number } | null;
+    history: {
+      id: number;
+      status: string;
+      savepoint: boolean;
+      triggeredAtMs: number;
+      durationMs?: number;
+      stateBytes?: number;
+      failure?: string;
+    }[];
+  } | null;
 }
 
 /** The CLI's one gRPC client. Errors are EngineErrors; an unreachable JobManager is JOBMANAGER_UNAVAILABLE. */
@@ -54,6 +71,11 @@ export class JobManagerClient {
 
   async cancel(jobId: string): Promise<string> {
     return (await unary<object, { state: string }>(this.client, 'cancelJob', { jobId }, this.target)).state;
+  }
+
+  /** Triggers a checkpoint and waits until it completed (or failed: rejects). */
+  async checkpoint(jobId: string): Promise<TriggerCheckpointResponse> {
+    return unary(this.client, 'triggerCheckpoint', { jobId }, this.target, 120_000);
   }
 
   async stop(jobId: string): Promise<string> {

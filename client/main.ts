@@ -140,6 +140,23 @@ program
   });
 
 program
+  .command('checkpoint')
+  .description('trigger a checkpoint of a running job now and wait until it completes')
+  .argument('<job>', 'job id')
+  .option(...jmOption)
+  .action(async (jobId: string, o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      const c = await client.checkpoint(jobId);
+      process.stdout.write(
+        `checkpoint ${c.checkpointId} completed in ${c.durationMs} ms (${c.stateBytes} bytes of state)\n`,
+      );
+    } finally {
+      client.close();
+    }
+  });
+
+program
   .command('stop')
   .description(
     'stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain)',

@@ -71,6 +71,13 @@ export function summaryLines(d: JobDetails): string[] {
   if (d.vertices.some((v) => v.id === 'window'))
     lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
   else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
+  const c = d.checkpoints;
+  if (c) {
+    const latest = c.latest
+      ? `, latest #${c.latest.id} (${c.latest.durationMs} ms, ${(c.latest.stateBytes / 1024).toFixed(1)} KiB)`
+      : '';
+    lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${latest}`);
+  }
   if (d.job.failure) lines.push(`  ${d.job.state === 'CREATED' ? 'waiting' : 'failure'}: ${d.job.failure}`);
   return lines;
 }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { checkpointKeyPrefix, RedisCheckpointStore } from '../core/checkpoint/redis-store.js';
 import type { ClusterConfig } from '../core/config/index.js';
 import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
@@ -7,8 +9,10 @@ import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
 import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
 import {
+  type AcknowledgeCheckpointRequest,
   type CancelJobRequest,
   channelOptions,
+  type DeclineCheckpointRequest,
   fluxoProto,
   type GetJobRequest,
   grpc,
@@ -21,10 +25,12 @@ import {
   type ReportTaskStateRequest,
   type SubmitJobRequest,
   type TaskManagerInfo,
+  type TriggerCheckpointRequest,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
 import type { JobSpec } from '../core/spec/types.js';
+import { JobCheckpointing } from './checkpointing.js';
 import { JobStore } from './store.js';
 
 /** Options of `fluxo jobmanager`. */
@@ -75,6 +81,8 @@ interface Job {
   waitingFor?: string;
   /** a schedule() call is deploying this job */
   scheduling?: boolean;
+  /** the attempt's checkpointing, when the spec asks for checkpoints */
+  checkpoints?: JobCheckpointing;
 }
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
@@ -89,11 +97,19 @@ export class JobManager {
   private readonly tms = new Map<string, TaskManagerEntry>();
   private readonly jobs = new Map<string, Job>();
   private readonly store: JobStore;
+  private readonly checkpointRedis: Redis;
+  private readonly checkpointStore: RedisCheckpointStore;
   private monitor: NodeJS.Timeout | undefined;
   private port = 0;
 
   constructor(private readonly opts: JobManagerOptions) {
     this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);
+    this.checkpointRedis = new Redis(opts.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.checkpointRedis.on('error', () => {});
+    this.checkpointStore = new RedisCheckpointStore({
+      redis: this.checkpointRedis,
+      keyPrefix: checkpointKeyPrefix(opts.config.clusterId),
+    });
   }
 
   get rpcPort(): number {
@@ -121,6 +137,35 @@ export class JobManager {
         return { state: job.state };
       }),
       stopJob: handleUnary(async (req: CancelJobRequest) => ({ state: await this.stopJob(req.jobId) })),
+      triggerCheckpoint: handleUnary(async (req: TriggerCheckpointRequest) => {
+        const job = this.getJob(req.jobId);
+        if (!job.checkpoints || job.state !== 'RUNNING') {
+          throw new EngineError(
+            'JOB_STATE',
+            job.checkpoints
+              ? `job ${job.jobId} is ${job.state}, not RUNNING`
+              : `job ${job.jobId} has no checkpoint: block in its spec`,
+          );
+        }
+        const c = await job.checkpoints.triggerNow();
+        return {
+          checkpointId: c.checkpointId,
+          durationMs: c.completedAtMs - c.triggeredAtMs,
+          stateBytes: c.stateBytes,
+        };
+      }),
+      acknowledgeCheckpoint: handleUnary(async (req: AcknowledgeCheckpointRequest) => {
+        const job = this.jobs.get(req.jobId);
+        if (job?.attempt === req.attempt)
+          job.checkpoints?.onAck(req.taskId, req.attempt, req.checkpointId, req.parts, req.stateBytes);
+        return {};
+      }),
+      declineCheckpoint: handleUnary(async (req: DeclineCheckpointRequest) => {
+        const job = this.jobs.get(req.jobId);
+        if (job?.attempt === req.attempt)
+          job.checkpoints?.onDecline(req.taskId, req.attempt, req.checkpointId, req.reason, req.message);
+        return {};
+      }),
       listTaskManagers: handleUnary(async () => ({ taskmanagers: this.taskmanagers() })),
       shutdown: handleUnary(async () => ({})),
     });
@@ -160,6 +205,7 @@ export class JobManager {
     }
     this.server.forceShutdown();
     await this.store.close();
+    this.checkpointRedis.disconnect();
   }
 
   /** Jobs found in Redis from an earlier JobManager: finished ones are listed; running ones cannot be resumed yet and are marked FAILED. */
@@ -331,6 +377,7 @@ export class JobManager {
       tasks,
       totals,
       outputs: outputPaths(job.spec),
+      checkpoints: job.checkpoints?.stats() ?? null,
     };
   }
 
@@ -371,7 +418,11 @@ export class JobManager {
       'taskmanager registered',
     );
     this.wakeWaiters();
-    return { clusterId: this.opts.config.clusterId, heartbeatIntervalMs: this.opts.config.heartbeatIntervalMs };
+    return {
+      clusterId: this.opts.config.clusterId,
+      heartbeatIntervalMs: this.opts.config.heartbeatIntervalMs,
+      redisUrl: this.opts.config.redisUrl,
+    };
   }
 
   private onHeartbeatStream(call: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>): void {
@@ -563,9 +614,45 @@ export class JobManager {
       }
       for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
       await this.transition(job, 'RUNNING');
+      if (job.spec.checkpoint && (job.state as JobState) === 'RUNNING') this.startCheckpointing(job, byTm);
     } finally {
       job.scheduling = false;
     }
+  }
+
+  private startCheckpointing(job: Job, byTm: Map<string, TaskDeploymentDescriptor[]>): void {
+    const cfg = job.spec.checkpoint;
+    if (!cfg) return;
+    const sourceTms = [...byTm].filter(([, list]) => list.some((d) => d.vertexId === 'source')).map(([tmId]) => tmId);
+    job.checkpoints = new JobCheckpointing({
+      jobId: job.jobId,
+      attempt: job.attempt,
+      config: cfg,
+      sourceTasks: [...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.desc.taskId),
+      tasks: [...job.tasks.keys()],
+      store: this.checkpointStore,
+      triggerSources: async (checkpointId, timestampMs, flags) => {
+        await Promise.all(
+          sourceTms.map((tmId) =>
+            unary(
+              this.tmClient(tmId),
+              'triggerCheckpoint',
+              { jobId: job.jobId, attempt: job.attempt, checkpointId, timestampMs, flags },
+              `TaskManager ${tmId}`,
+            ),
+          ),
+        );
+      },
+      onFailuresExceeded: (reason) => {
+        void this.endJob(
+          job,
+          'FAILED',
+          `CHECKPOINT_FAILURES: more than ${cfg.tolerableFailures} failed checkpoints in a row; last: ${reason}`,
+        );
+      },
+      log: this.opts.log,
+    });
+    job.checkpoints.start();
   }
 
   private tmClient(id: string): grpc.Client {
@@ -581,6 +668,7 @@ export class JobManager {
     if (!task) return {};
     task.state = req.state;
     if (req.countersJson) task.counters = JSON.parse(req.countersJson) as TaskCounters;
+    job.checkpoints?.taskEnded(req.taskId);
     if (req.state === 'FAILED') {
       task.error = `${req.errorCode}: ${req.errorMessage}`;
       if (!TERMINAL.has(job.state))
@@ -611,6 +699,7 @@ export class JobManager {
   /** Ends a job: cancels its remaining tasks, frees its slots, records the final state. */
   private async endJob(job: Job, state: JobState, failure: string): Promise<void> {
     if (TERMINAL.has(job.state)) return;
+    job.checkpoints?.stop('SHUTDOWN');
     job.failure = failure;
     job.waitingFor = undefined;
     job.waitingSince = undefined;

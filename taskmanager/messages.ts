@@ -7,6 +7,9 @@ export type ToSlot =
   | { t: 'start'; jobId: string; attempt: number }
   | { t: 'cancel'; jobId: string; attempt: number }
   | { t: 'stopSources'; jobId: string; attempt: number }
+  /** the cluster's settings, learnt when the TaskManager registers */
+  | { t: 'cluster'; redisUrl: string; clusterId: string }
+  | { t: 'triggerCheckpoint'; jobId: string; attempt: number; checkpointId: number; timestampMs: number; flags: number }
   /** frames for tasks in this slot, in arrival order */
   | { t: 'frames'; items: { taskKey: string; frame: Uint8Array }[] }
   | { t: 'credits'; items: { taskKey: string; key: string; credits: number }[] };
@@ -28,12 +31,32 @@ export type FromSlot =
       errorMessage: string;
       counters: TaskCounters;
     }
+  | {
+      t: 'ckptAck';
+      jobId: string;
+      attempt: number;
+      taskId: string;
+      checkpointId: number;
+      parts: string[];
+      stateBytes: number;
+    }
+  | {
+      t: 'ckptDecline';
+      jobId: string;
+      attempt: number;
+      taskId: string;
+      checkpointId: number;
+      reason: string;
+      message: string;
+    }
   | { t: 'metrics'; tasks: { jobId: string; attempt: number; taskId: string; counters: TaskCounters }[] };
 
 export interface SlotWorkerData {
   taskmanagerId: string;
   slot: number;
   redisUrl: string;
+  /** key namespace of the cluster's Redis (checkpoint state goes under it) */
+  clusterId: string;
   config: { batchRecords: number; sourceBatchLines: number; channelCredits: number; bufferTimeoutMs: number };
   metricsIntervalMs: number;
 }

@@ -1,7 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { checkpointKeyPrefix, RedisCheckpointStore } from '../core/checkpoint/redis-store.js';
 import type { TaskLocation } from '../core/graph/types.js';
 import { createLogger } from '../core/log/index.js';
-import { Task } from '../core/runtime/task.js';
+import { Task, type TaskCheckpointEnv } from '../core/runtime/task.js';
 import type { Transport } from '../core/runtime/transport.js';
 import type { FromSlot, SlotWorkerData, ToSlot } from './messages.js';
 
@@ -78,6 +80,29 @@ const transport: Transport = {
   },
 };
 
+// Checkpoint state goes to the cluster's Redis from this thread (a TaskManager writes its own
+// state, as in Flink); the connection opens on the first checkpoint.
+let cluster = { redisUrl: data.redisUrl, clusterId: data.clusterId };
+let checkpointStore: RedisCheckpointStore | undefined;
+const checkpoints: TaskCheckpointEnv = {
+  get store() {
+    if (!checkpointStore) {
+      const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 3 });
+      redis.on('error', (err) => log.warn({ err: err.message }, 'checkpoint store connection error'));
+      checkpointStore = new RedisCheckpointStore({ redis, keyPrefix: checkpointKeyPrefix(cluster.clusterId) });
+    }
+    return checkpointStore;
+  },
+  ack(task, checkpointId, parts, stateBytes) {
+    const d = task.desc;
+    post({ t: 'ckptAck', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, checkpointId, parts, stateBytes });
+  },
+  decline(task, checkpointId, reason, message) {
+    const d = task.desc;
+    post({ t: 'ckptDecline', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, checkpointId, reason, message });
+  },
+};
+
 function errorInfo(err: unknown): { code: string; message: string } {
   const e = err as { code?: unknown; message?: unknown };
   return {
@@ -93,10 +118,11 @@ port.on('message', (msg: ToSlot) => {
       try {
         for (const d of msg.descs) {
           const task = new Task(d, {
+            checkpoints: d.spec.checkpoint ? checkpoints : undefined,
             transport,
             config: data.config,
             log: log.child({ jobId: d.jobId, taskId: d.taskId }),
-            redisUrl: data.redisUrl,
+            redisUrl: cluster.redisUrl,
           });
           created.push(task);
         }
@@ -150,6 +176,18 @@ port.on('message', (msg: ToSlot) => {
         if ((msg.jobId === '*' || t.desc.jobId === msg.jobId) && t.desc.attempt <= msg.attempt) {
           t.cancel();
           tasks.delete(k);
+        }
+      }
+      return;
+    case 'cluster':
+      cluster = { redisUrl: msg.redisUrl, clusterId: msg.clusterId };
+      checkpointStore = undefined;
+      return;
+    case 'triggerCheckpoint':
+      for (const t of tasks.values()) {
+        if (t.desc.jobId !== msg.jobId || t.desc.attempt !== msg.attempt || !t.isSource) continue;
+        if (!t.triggerCheckpoint(msg.checkpointId, msg.timestampMs, msg.flags)) {
+          checkpoints.decline(t, msg.checkpointId, 'NOT_READY', 'the source has ended');
         }
       }
       return;

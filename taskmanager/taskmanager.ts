@@ -8,12 +8,14 @@ import { EngineError } from '../core/errors/index.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
 import {
+  type AcknowledgeCheckpointRequest,
   type CancelJobTasksRequest,
   type Credit,
   type CreditBatch,
   channelOptions,
   type DataBatch,
   type DataFrame,
+  type DeclineCheckpointRequest,
   type DeployTasksRequest,
   fluxoProto,
   grpc,
@@ -23,6 +25,7 @@ import {
   type RegisterTaskManagerResponse,
   type ReportTaskStateRequest,
   type StartTasksRequest,
+  type TriggerTaskCheckpointRequest,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -100,6 +103,17 @@ export class TaskManager {
         this.broadcast({ t: 'cancel', jobId: req.jobId, attempt: req.attempt });
         return {};
       }),
+      triggerCheckpoint: handleUnary(async (req: TriggerTaskCheckpointRequest) => {
+        this.broadcast({
+          t: 'triggerCheckpoint',
+          jobId: req.jobId,
+          attempt: req.attempt,
+          checkpointId: req.checkpointId,
+          timestampMs: req.timestampMs,
+          flags: req.flags,
+        });
+        return {};
+      }),
       stopSources: handleUnary(async (req: CancelJobTasksRequest) => {
         this.broadcast({ t: 'stopSources', jobId: req.jobId, attempt: req.attempt });
         return {};
@@ -141,6 +155,7 @@ export class TaskManager {
         taskmanagerId: this.id,
         slot: i,
         redisUrl: this.opts.config.redisUrl,
+        clusterId: this.opts.config.clusterId,
         config: {
           batchRecords: this.opts.config.batchRecords,
           sourceBatchLines: this.opts.config.sourceBatchLines,
@@ -328,6 +343,28 @@ export class TaskManager {
         });
         return;
       }
+      case 'ckptAck':
+        void this.toJobManager('acknowledgeCheckpoint', {
+          taskmanagerId: this.id,
+          jobId: m.jobId,
+          attempt: m.attempt,
+          taskId: m.taskId,
+          checkpointId: m.checkpointId,
+          parts: m.parts,
+          stateBytes: m.stateBytes,
+        } satisfies AcknowledgeCheckpointRequest);
+        return;
+      case 'ckptDecline':
+        void this.toJobManager('declineCheckpoint', {
+          taskmanagerId: this.id,
+          jobId: m.jobId,
+          attempt: m.attempt,
+          taskId: m.taskId,
+          checkpointId: m.checkpointId,
+          reason: m.reason,
+          message: m.message,
+        } satisfies DeclineCheckpointRequest);
+        return;
       case 'ready':
         return;
       default:
@@ -335,6 +372,16 @@ export class TaskManager {
           { slot: slot.index, message: (m as { t?: unknown }).t },
           'unknown message from slot worker',
         );
+    }
+  }
+
+  /** A one-way message to the JobManager (checkpoint acks and declines); a failure is logged, the coordinator's timeout covers it. */
+  private async toJobManager(method: string, req: object): Promise<void> {
+    try {
+      if (!this.jmClient) throw new Error('not registered');
+      await unary(this.jmClient, method, req, 'JobManager');
+    } catch (err) {
+      this.opts.log.warn({ err, method }, 'cannot reach the jobmanager');
     }
   }
 

@@ -118,3 +118,36 @@ export interface Credit {
 export interface CreditBatch {
   credits: Credit[];
 }
+export interface TriggerCheckpointRequest {
+  jobId: string;
+}
+export interface TriggerCheckpointResponse {
+  checkpointId: number;
+  durationMs: number;
+  stateBytes: number;
+}
+export interface AcknowledgeCheckpointRequest {
+  taskmanagerId: string;
+  jobId: string;
+  attempt: number;
+  taskId: string;
+  checkpointId: number;
+  parts: string[];
+  stateBytes: number;
+}
+export interface DeclineCheckpointRequest {
+  taskmanagerId: string;
+  jobId: string;
+  attempt: number;
+  taskId: string;
+  checkpointId: number;
+  reason: string;
+  message: string;
+}
+export interface TriggerTaskCheckpointRequest {
+  jobId: string;
+  attempt: number;
+  checkpointId: number;
+  timestampMs: number;
+  flags: number;
+}

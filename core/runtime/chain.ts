@@ -1,3 +1,4 @@
+import { keyGroupPart } from '../checkpoint/types.js';
 import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
 import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
 import { sourceExprFields } from '../spec/fields.js';
@@ -92,6 +93,7 @@ class MapOperator implements Downstream {
 class WindowDownstream implements Downstream {
   readonly op: WindowOperator;
   private wm = Number.NEGATIVE_INFINITY;
+  private readonly keyGroups: { start: number; end: number };
   constructor(
     desc: TaskDeploymentDescriptor,
     o: Extract<OperatorDesc, { kind: 'window' }>,
@@ -100,6 +102,7 @@ class WindowDownstream implements Downstream {
     private readonly counters: TaskCounters,
   ) {
     const range = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
+    this.keyGroups = range;
     this.op = new WindowOperator(
       {
         window: o.window,
@@ -131,6 +134,14 @@ class WindowDownstream implements Downstream {
     this.sync();
     await this.next.endOfInput();
   }
+  /** The window state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
+  snapshot(): [string, Uint8Array][] {
+    const parts: [string, Uint8Array][] = [];
+    for (let kg = this.keyGroups.start; kg <= this.keyGroups.end; kg++) {
+      parts.push([keyGroupPart('window', kg), this.op.snapshotKeyGroup(kg)]);
+    }
+    return parts;
+  }
   sync(): void {
     const m = this.op.metrics;
     this.counters.late = m.late;
@@ -152,7 +163,7 @@ export interface Chain {
   head: Downstream;
   /** every link, head first (for pending() and close()) */
   links: Downstream[];
-  window?: { sync(): void };
+  window?: { sync(): void; snapshot(): [string, Uint8Array][] };
 }
 
 /**

@@ -1,4 +1,11 @@
-import { encodeEndOfInput, encodeStatus, encodeWatermark, FrameWriter, RowCodec } from '../codec/index.js';
+import {
+  encodeBarrier,
+  encodeEndOfInput,
+  encodeStatus,
+  encodeWatermark,
+  FrameWriter,
+  RowCodec,
+} from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import type { JobEdge, OutputTag, TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
@@ -142,6 +149,11 @@ export class OutputGate {
 
   broadcastWatermark(wm: number): void {
     for (const ch of this.all) this.enqueueControl(ch, encodeWatermark(ch.channel, wm));
+  }
+
+  /** Sends checkpoint barrier `checkpointId` on every channel, behind the records already emitted. */
+  broadcastBarrier(checkpointId: number, timestampMs: number, flags: number): void {
+    for (const ch of this.all) this.enqueueControl(ch, encodeBarrier(ch.channel, checkpointId, timestampMs, flags));
   }
 
   broadcastStatus(idle: boolean): void {

@@ -1,4 +1,20 @@
-import { decodeRecords, decodeStatus, decodeWatermark, RowCodec, readFrameHeader } from '../codec/index.js';
+import { BarrierAligner } from '../checkpoint/aligner.js';
+import {
+  checkpointId as asCheckpointId,
+  epoch as asEpoch,
+  jobId as asJobId,
+  taskKey as asTaskKey,
+} from '../checkpoint/ids.js';
+import type { CheckpointStore } from '../checkpoint/store.js';
+import { type DeclineReason, splitPart } from '../checkpoint/types.js';
+import {
+  decodeBarrier,
+  decodeRecords,
+  decodeStatus,
+  decodeWatermark,
+  RowCodec,
+  readFrameHeader,
+} from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { EngineError } from '../errors/index.js';
 import { requiredSourceFields } from '../graph/build.js';
@@ -24,6 +40,17 @@ export interface TaskEnvironment {
   log: Logger;
   /** the cluster's Redis, default for redis sinks */
   redisUrl: string;
+  /** where checkpoint state goes and how acknowledgements reach the coordinator; absent = no checkpoints */
+  checkpoints?: TaskCheckpointEnv;
+}
+
+/** A task's side of the checkpoint protocol (core/checkpoint): the store and the JobManager's ear. */
+export interface TaskCheckpointEnv {
+  store: CheckpointStore;
+  /** state for `checkpointId` is written: tell the coordinator */
+  ack(task: Task, checkpointId: number, parts: string[], stateBytes: number): void;
+  /** this task cannot take part in `checkpointId` */
+  decline(task: Task, checkpointId: number, reason: DeclineReason, message: string): void;
 }
 
 interface InputChannel {
@@ -52,6 +79,14 @@ export class Task {
   private failed = false;
   private stopRequested = false;
   private reader: SourceReader | undefined;
+  /** checkpoints triggered at this source, taken after the batch in hand */
+  private readonly triggers: { id: number; ts: number; flags: number }[] = [];
+  private sourceLoopEnded = false;
+  /** exactly-once alignment of an input task (absent without checkpoints) */
+  private readonly aligner: BarrierAligner | undefined;
+  /** frames held back on channels blocked by alignment, per channel */
+  private readonly blocked = new Map<number, ChannelMessage[]>();
+  private readonly barrierMeta = new Map<number, { ts: number; flags: number }>();
   private started = false;
   private resolveDone!: () => void;
   private rejectDone!: (err: unknown) => void;
@@ -95,6 +130,92 @@ export class Task {
       });
     }
     if (this.inputs.length > 0) this.valve = new WatermarkValve(this.inputs.length);
+    const mode = desc.spec.checkpoint?.mode;
+    if (mode && this.inputs.length > 0) this.aligner = new BarrierAligner(this.inputs.length, mode);
+  }
+
+  /**
+   * Checkpoint `checkpointId` was triggered at this source: after the batch in hand it records
+   * its position and watermark, emits barrier `checkpointId` on every output, writes its state
+   * and acknowledges. Returns false when the source has no more input to read (the caller declines).
+   */
+  triggerCheckpoint(checkpointId: number, timestampMs: number, flags: number): boolean {
+    if (!this.isSource || this.sourceLoopEnded || this.cancelled) return false;
+    this.triggers.push({ id: checkpointId, ts: timestampMs, flags });
+    return true;
+  }
+
+  /** Writes snapshot parts to the store, then acknowledges; a failed write declines (TASK_ERROR). */
+  private persist(checkpointId: number, parts: [string, Uint8Array][]): void {
+    const cp = this.env.checkpoints;
+    if (!cp) return;
+    const { jobId, attempt, taskId } = this.desc;
+    const refBase = {
+      jobId: asJobId(jobId),
+      checkpointId: asCheckpointId(checkpointId),
+      epoch: asEpoch(attempt),
+      taskKey: asTaskKey(taskId),
+    };
+    let bytes = 0;
+    for (const [, b] of parts) bytes += b.byteLength;
+    Promise.all(parts.map(([part, b]) => cp.store.putTaskState({ ...refBase, part }, b))).then(
+      () =>
+        cp.ack(
+          this,
+          checkpointId,
+          parts.map(([p]) => p),
+          bytes,
+        ),
+      (err: Error) => cp.decline(this, checkpointId, 'TASK_ERROR', `cannot write state: ${err.message}`),
+    );
+  }
+
+  /** Barrier `checkpointId` arrived on every live input: snapshot, forward the barrier, release blocked channels. */
+  private onAligned(checkpointId: number, release: number[]): void {
+    const meta = this.barrierMeta.get(checkpointId) ?? { ts: Date.now(), flags: 0 };
+    this.barrierMeta.delete(checkpointId);
+    this.chain.window?.sync();
+    const parts = this.chain.window?.snapshot() ?? [];
+    this.gate.broadcastBarrier(checkpointId, meta.ts, meta.flags);
+    this.persist(checkpointId, parts);
+    const released: ChannelMessage[] = [];
+    for (const ch of release) {
+      const held = this.blocked.get(ch);
+      if (held) released.push(...held);
+      this.blocked.delete(ch);
+    }
+    if (released.length > 0) this.queue.unshift(...released);
+  }
+
+  private onBarrier(channel: number, frame: Uint8Array): void {
+    const b = decodeBarrier(frame);
+    const aligner = this.aligner;
+    if (!aligner) return;
+    if (!this.barrierMeta.has(b.checkpointId))
+      this.barrierMeta.set(b.checkpointId, { ts: b.timestampMs, flags: b.flags });
+    const r = aligner.onBarrier(channel, asCheckpointId(b.checkpointId));
+    switch (r.outcome) {
+      case 'ALIGNED':
+        this.onAligned(r.checkpointId, r.release);
+        return;
+      case 'SUBSUMED':
+        this.env.checkpoints?.decline(this, r.aborted, 'SUBSUMED', `barrier ${r.checkpointId} arrived first`);
+        if (r.aligned) this.onAligned(r.checkpointId, r.release);
+        else this.releaseChannels(r.release);
+        return;
+      default:
+        return; // BLOCK_CHANNEL (isBlocked now says so), CONTINUE, IGNORED
+    }
+  }
+
+  private releaseChannels(channels: number[]): void {
+    const released: ChannelMessage[] = [];
+    for (const ch of channels) {
+      const held = this.blocked.get(ch);
+      if (held) released.push(...held);
+      this.blocked.delete(ch);
+    }
+    if (released.length > 0) this.queue.unshift(...released);
   }
 
   /** The counters, brought up to date (records out, window metrics): for heartbeats and reports. */
@@ -227,13 +348,24 @@ export class Task {
           idle = true;
           this.gate.broadcastStatus(true);
         }
+        while (this.triggers.length > 0) {
+          // the source's snapshot: where to read next, and its watermark state (BR-14, BR-17)
+          const t = this.triggers.shift() as { id: number; ts: number; flags: number };
+          const state = { position: reader.position(), maxTimestamp: wmGen.maxTimestamp, emittedWatermark: emitted };
+          const bytes = new TextEncoder().encode(JSON.stringify(state));
+          this.gate.broadcastBarrier(t.id, t.ts, t.flags);
+          this.persist(t.id, [[splitPart('source', this.desc.subtask), bytes]]);
+        }
         await this.waitForDownstream();
         // an unbounded source at the end of its input: look again shortly, without spinning
         if (more && batch.linesRead === 0) await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
+      this.sourceLoopEnded = true;
       await reader.close();
     }
+    for (const t of this.triggers.splice(0))
+      this.env.checkpoints?.decline(this, t.id, 'NOT_READY', 'the source has ended');
     if (this.cancelled) return;
     await head.endOfInput();
     await this.gate.endOfInput();
@@ -244,6 +376,17 @@ export class Task {
     try {
       while (this.queue.length > 0 && !this.cancelled) {
         const msg = this.queue.shift() as ChannelMessage;
+        const msgChannel = msg instanceof Uint8Array ? readFrameHeader(msg).channel : msg.channel;
+        if (this.aligner?.isBlocked(msgChannel)) {
+          // held until the checkpoint aligns; no credit goes back meanwhile (bounded, BR-21)
+          let held = this.blocked.get(msgChannel);
+          if (!held) {
+            held = [];
+            this.blocked.set(msgChannel, held);
+          }
+          held.push(msg);
+          continue;
+        }
         if (!(msg instanceof Uint8Array)) {
           const input = this.inputs[msg.channel];
           if (!input) throw new EngineError('PROTOCOL', `batch for unknown input channel ${msg.channel}`);
@@ -273,8 +416,11 @@ export class Task {
             );
             break;
           case KIND_BARRIER:
-            break; // checkpoints: next issue
-          case KIND_END_OF_INPUT:
+            this.onBarrier(channel, frame);
+            break;
+          case KIND_END_OF_INPUT: {
+            const eoi = this.aligner?.onEndOfInput(channel);
+            if (eoi?.outcome === 'ALIGNED') this.onAligned(eoi.checkpointId, eoi.release);
             this.advance((this.valve as WatermarkValve).onEndOfInput(channel));
             this.endedChannels++;
             if (this.endedChannels === this.inputs.length) {
@@ -282,6 +428,7 @@ export class Task {
               return;
             }
             break;
+          }
           default:
             throw new EngineError('PROTOCOL', `unknown frame kind ${kind} on channel ${channel}`);
         }

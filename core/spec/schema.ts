@@ -210,6 +210,24 @@ const topSchema = z.strictObject({
   sink: z.unknown(),
   deadLetter: z.unknown().optional(),
   lateData: z.unknown().optional(),
+  checkpoint: z
+    .strictObject({
+      intervalMs: posInt(),
+      timeoutMs: posInt().default(60_000),
+      minPauseMs: z
+        .number()
+        .int({ error: 'expected a non-negative integer' })
+        .min(0, { error: 'expected a non-negative integer' })
+        .default(0),
+      retained: posInt().default(3),
+      tolerableFailures: z
+        .number()
+        .int({ error: 'expected a non-negative integer' })
+        .min(0, { error: 'expected a non-negative integer' })
+        .default(0),
+      mode: z.enum(['exactly-once', 'at-least-once']).default('exactly-once'),
+    })
+    .optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -869,6 +887,7 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
     sink,
     deadLetter,
     lateData,
+    ...(top.checkpoint ? { checkpoint: top.checkpoint } : {}),
   };
 }
 

@@ -206,6 +206,18 @@ export interface JobSpec {
   deadLetter: FileSinkSpec | StdoutSinkSpec;
   /** where late readings go; default: file `<sink path>.late.jsonl` (or out/<name>.late.jsonl) */
   lateData: FileSinkSpec | StdoutSinkSpec;
+  /**
+   * Periodic checkpoints (asynchronous barrier snapshots); absent = none. Defaults: timeoutMs
+   * 60000, minPauseMs 0, retained 3, tolerableFailures 0 (Flink's), mode exactly-once.
+   */
+  checkpoint?: {
+    intervalMs: number;
+    timeoutMs: number;
+    minPauseMs: number;
+    retained: number;
+    tolerableFailures: number;
+    mode: 'exactly-once' | 'at-least-once';
+  };
 }
 
 /** A rejected input line, as written to the dead-letter output. */

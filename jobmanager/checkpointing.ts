@@ -1,0 +1,271 @@
+import { type AbortedCheckpoint, CheckpointCoordinator } from '../core/checkpoint/coordinator.js';
+import {
+  checkpointId as asCheckpointId,
+  epoch as asEpoch,
+  jobId as asJobId,
+  taskKey as asTaskKey,
+} from '../core/checkpoint/ids.js';
+import type { CheckpointStore } from '../core/checkpoint/store.js';
+import type { CheckpointConfig, CompletedCheckpoint, DeclineReason } from '../core/checkpoint/types.js';
+import { EngineError } from '../core/errors/index.js';
+import type { Logger } from '../core/log/index.js';
+
+/** One line of a job's checkpoint history, as the status shows it. */
+export interface CheckpointRecord {
+  id: number;
+  status: 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
+  savepoint: boolean;
+  triggeredAtMs: number;
+  durationMs?: number;
+  stateBytes?: number;
+  failure?: string;
+}
+
+export interface JobCheckpointingOptions {
+  jobId: string;
+  attempt: number;
+  config: CheckpointConfig;
+  /** task ids (`vertex-subtask`) of the sources, which receive the trigger */
+  sourceTasks: string[];
+  /** every task id of the job; all acknowledge */
+  tasks: string[];
+  store: CheckpointStore;
+  /** sends the trigger of checkpoint `id` to the TaskManagers running the sources */
+  triggerSources(id: number, timestampMs: number, flags: number): Promise<void>;
+  /** too many failed checkpoints: the job must fail (tolerableFailures exceeded) */
+  onFailuresExceeded(reason: string): void;
+  log: Logger;
+  /** how often the timer ticks, ms. Default 100 */
+  tickMs?: number;
+}
+
+const HISTORY = 20;
+
+/**
+ * The JobManager's driver of one job attempt's checkpoints: it owns the pure
+ * `CheckpointCoordinator` (core/checkpoint) and does what its decisions say: triggers sources on a
+ * timer, writes completed metadata to the store, deletes checkpoints beyond `retained` and
+ * aborted ones, and keeps the counts and history for the status. Asynchronous barrier
+ * snapshotting, Carbone et al. 2015.
+ */
+export class JobCheckpointing {
+  private readonly coordinator: CheckpointCoordinator;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly history: CheckpointRecord[] = [];
+  private readonly waiting = new Map<
+    number,
+    { resolve: (c: CompletedCheckpoint) => void; reject: (e: Error) => void }
+  >();
+  /** manual triggers waiting for the running checkpoint to end */
+  private manualQueue: { resolve: (c: CompletedCheckpoint) => void; reject: (e: Error) => void }[] = [];
+  completed = 0;
+  failed = 0;
+  latest: CompletedCheckpoint | null = null;
+
+  constructor(private readonly o: JobCheckpointingOptions) {
+    this.coordinator = new CheckpointCoordinator({
+      jobId: asJobId(o.jobId),
+      epoch: asEpoch(o.attempt),
+      config: o.config,
+      sourceTasks: o.sourceTasks.map(asTaskKey),
+      tasks: o.tasks.map(asTaskKey),
+      startedAtMs: Date.now(),
+    });
+    for (const t of o.tasks) this.coordinator.taskRunning(asTaskKey(t));
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.onTick(), this.o.tickMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Stops the attempt's checkpointing; pending checkpoints are aborted and cleaned up. */
+  stop(reason: 'JOB_FAILOVER' | 'SHUTDOWN'): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const q of this.manualQueue.splice(0)) q.reject(new EngineError('JOB_STATE', 'the job is ending'));
+    for (const a of this.coordinator.shutdown(reason)) this.onAborted(a);
+  }
+
+  /** A task stopped running (finished, failed, canceled): checkpoints can no longer include it. */
+  taskEnded(taskId: string): void {
+    for (const a of this.coordinator.taskNotRunning(asTaskKey(taskId))) this.onAborted(a);
+  }
+
+  /**
+   * Triggers a checkpoint by hand (`fluxo checkpoint`) and resolves when it completed. If one is
+   * in progress, it is triggered as soon as that one ends (like Flink, one runs at a time).
+   * @throws EngineError JOB_STATE when it cannot be taken (a task has ended, the job is ending) or is aborted.
+   */
+  triggerNow(): Promise<CompletedCheckpoint> {
+    return new Promise((resolve, reject) => {
+      this.manualQueue.push({ resolve, reject });
+      this.onTick();
+    });
+  }
+
+  onAck(taskId: string, attempt: number, checkpointId: number, parts: string[], stateBytes: number): void {
+    const r = this.coordinator.acknowledge(
+      {
+        epoch: asEpoch(attempt),
+        taskKey: asTaskKey(taskId),
+        checkpointId: asCheckpointId(checkpointId),
+        state: { parts, stateBytes },
+      },
+      Date.now(),
+    );
+    if (r.outcome === 'COMPLETED') void this.finalize(r.checkpoint);
+    else if (r.outcome === 'DISCARDED') void this.deleteQuietly(checkpointId);
+  }
+
+  onDecline(taskId: string, attempt: number, checkpointId: number, reason: string, message: string): void {
+    const r = this.coordinator.decline({
+      epoch: asEpoch(attempt),
+      taskKey: asTaskKey(taskId),
+      checkpointId: asCheckpointId(checkpointId),
+      reason: reason as DeclineReason,
+      message,
+    });
+    if (r.outcome === 'ABORTED') {
+      this.onAborted(r.aborted);
+      if (r.failureCountExceeded) this.o.onFailuresExceeded(this.failureText(r.aborted));
+    }
+  }
+
+  /** Counts, the latest completed checkpoint and recent history, for the status. */
+  stats() {
+    return {
+      completed: this.completed,
+      failed: this.failed,
+      inProgress: this.history.filter((h) => h.status === 'IN_PROGRESS').length,
+      latest: this.latest
+        ? {
+            id: this.latest.checkpointId,
+            triggeredAtMs: this.latest.triggeredAtMs,
+            durationMs: this.latest.completedAtMs - this.latest.triggeredAtMs,
+            stateBytes: this.latest.stateBytes,
+          }
+        : null,
+      history: [...this.history],
+    };
+  }
+
+  private trigger(manual: boolean): number | string {
+    const now = Date.now();
+    const r = this.coordinator.trigger(now, { manual });
+    if (r.outcome === 'REFUSED') return r.reason;
+    this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: r.savepoint, triggeredAtMs: r.timestampMs });
+    this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags).catch((err: Error) => {
+      this.o.log.warn(
+        { jobId: this.o.jobId, checkpointId: r.checkpointId, err: err.message },
+        'cannot trigger checkpoint',
+      );
+    });
+    return r.checkpointId;
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    const t = this.coordinator.tick(now);
+    for (const a of t.aborted) this.onAborted(a);
+    if (t.failureCountExceeded && t.aborted.length > 0) {
+      this.o.onFailuresExceeded(this.failureText(t.aborted[t.aborted.length - 1]));
+      return;
+    }
+    if (this.manualQueue.length > 0) {
+      const id = this.trigger(true);
+      if (typeof id === 'number') {
+        const queued = this.manualQueue;
+        this.manualQueue = [];
+        this.waiting.set(id, {
+          resolve: (c) => {
+            for (const q of queued) q.resolve(c);
+          },
+          reject: (e) => {
+            for (const q of queued) q.reject(e);
+          },
+        });
+      } else if (id !== 'ALREADY_IN_PROGRESS' && id !== 'TOO_SOON') {
+        for (const q of this.manualQueue.splice(0))
+          q.reject(new EngineError('JOB_STATE', `cannot take a checkpoint: ${id}`));
+      }
+      return;
+    }
+    if (this.coordinator.shouldTrigger(now).trigger) this.trigger(false);
+  }
+
+  private async finalize(c: CompletedCheckpoint): Promise<void> {
+    try {
+      await this.o.store.completeCheckpoint(c);
+    } catch (err) {
+      const r = this.coordinator.completionFailed(c.checkpointId);
+      this.onAborted(r.aborted, (err as Error).message);
+      if (r.failureCountExceeded) this.o.onFailuresExceeded(this.failureText(r.aborted));
+      return;
+    }
+    const s = this.coordinator.completionStored(c.checkpointId, Date.now());
+    this.completed++;
+    this.latest = c;
+    const h = this.history.find((x) => x.id === c.checkpointId);
+    if (h) {
+      h.status = 'COMPLETED';
+      h.durationMs = c.completedAtMs - c.triggeredAtMs;
+      h.stateBytes = c.stateBytes;
+    }
+    this.o.log.info(
+      {
+        jobId: this.o.jobId,
+        checkpointId: c.checkpointId,
+        durationMs: c.completedAtMs - c.triggeredAtMs,
+        stateBytes: c.stateBytes,
+      },
+      'checkpoint completed',
+    );
+    this.waiting.get(c.checkpointId)?.resolve(c);
+    this.waiting.delete(c.checkpointId);
+    for (const a of s.subsumed) this.onAborted(a);
+    for (const id of s.toDelete) await this.deleteQuietly(id);
+  }
+
+  private onAborted(a: AbortedCheckpoint, detail?: string): void {
+    this.failed++;
+    const text = this.failureText(a) + (detail ? `: ${detail}` : '');
+    const h = this.history.find((x) => x.id === a.checkpointId);
+    if (h) {
+      h.status = 'FAILED';
+      h.failure = text;
+    }
+    this.o.log.warn(
+      { jobId: this.o.jobId, checkpointId: a.checkpointId, reason: text, counted: a.counted },
+      'checkpoint aborted',
+    );
+    this.waiting
+      .get(a.checkpointId)
+      ?.reject(new EngineError('JOB_STATE', `checkpoint ${a.checkpointId} failed: ${text}`));
+    this.waiting.delete(a.checkpointId);
+    void this.deleteQuietly(a.checkpointId);
+  }
+
+  private failureText(a: AbortedCheckpoint): string {
+    const by = a.declinedBy
+      ? ` by ${a.declinedBy.taskKey} (${a.declinedBy.reason}${a.declinedBy.message ? `: ${a.declinedBy.message}` : ''})`
+      : '';
+    return `checkpoint ${a.checkpointId} ${a.reason}${by}`;
+  }
+
+  private async deleteQuietly(id: number): Promise<void> {
+    try {
+      await this.o.store.delete(asJobId(this.o.jobId), asCheckpointId(id));
+    } catch (err) {
+      this.o.log.warn(
+        { jobId: this.o.jobId, checkpointId: id, err: (err as Error).message },
+        'cannot delete checkpoint state',
+      );
+    }
+  }
+
+  private record(r: CheckpointRecord): void {
+    this.history.push(r);
+    if (this.history.length > HISTORY) this.history.shift();
+  }
+}

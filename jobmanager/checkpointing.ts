@@ -32,6 +32,8 @@ export interface JobCheckpointingOptions {
   store: CheckpointStore;
   /** sends the trigger of checkpoint `id` to the TaskManagers running the sources */
   triggerSources(id: number, timestampMs: number, flags: number): Promise<void>;
+  /** tells every TaskManager of the job that checkpoint `id` completed (sinks commit) */
+  notifyComplete(id: number): Promise<void>;
   /** too many failed checkpoints: the job must fail (tolerableFailures exceeded) */
   onFailuresExceeded(reason: string): void;
   log: Logger;
@@ -221,6 +223,13 @@ export class JobCheckpointing {
       },
       'checkpoint completed',
     );
+    this.o.notifyComplete(c.checkpointId).catch((err: Error) => {
+      // a lost notice is covered: the next completed checkpoint commits everything before it
+      this.o.log.warn(
+        { jobId: this.o.jobId, checkpointId: c.checkpointId, err: err.message },
+        'cannot notify checkpoint completion',
+      );
+    });
     this.waiting.get(c.checkpointId)?.resolve(c);
     this.waiting.delete(c.checkpointId);
     for (const a of s.subsumed) this.onAborted(a);

@@ -449,6 +449,8 @@ export class JobManager {
       if (tm && tm.state === 'ALIVE' && tm.heartbeat === call) void this.loseTaskManager(tm, why);
     };
     call.on('error', (err) => broken(`heartbeat stream broke (${err.message})`));
+    // grpc-js reports a peer whose connection dropped (a killed process) as 'cancelled' on the server side
+    call.on('cancelled', () => broken('heartbeat stream closed (connection lost)'));
     call.on('end', () => {
       broken('heartbeat stream closed');
       call.end();
@@ -638,6 +640,18 @@ export class JobManager {
               this.tmClient(tmId),
               'triggerCheckpoint',
               { jobId: job.jobId, attempt: job.attempt, checkpointId, timestampMs, flags },
+              `TaskManager ${tmId}`,
+            ),
+          ),
+        );
+      },
+      notifyComplete: async (checkpointId) => {
+        await Promise.all(
+          [...byTm.keys()].map((tmId) =>
+            unary(
+              this.tmClient(tmId),
+              'notifyCheckpointComplete',
+              { jobId: job.jobId, attempt: job.attempt, checkpointId },
               `TaskManager ${tmId}`,
             ),
           ),

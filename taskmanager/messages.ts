@@ -9,6 +9,7 @@ export type ToSlot =
   | { t: 'stopSources'; jobId: string; attempt: number }
   /** the cluster's settings, learnt when the TaskManager registers */
   | { t: 'cluster'; redisUrl: string; clusterId: string }
+  | { t: 'checkpointComplete'; jobId: string; attempt: number; checkpointId: number }
   | { t: 'triggerCheckpoint'; jobId: string; attempt: number; checkpointId: number; timestampMs: number; flags: number }
   /** frames for tasks in this slot, in arrival order */
   | { t: 'frames'; items: { taskKey: string; frame: Uint8Array }[] }

@@ -183,6 +183,11 @@ port.on('message', (msg: ToSlot) => {
       cluster = { redisUrl: msg.redisUrl, clusterId: msg.clusterId };
       checkpointStore = undefined;
       return;
+    case 'checkpointComplete':
+      for (const t of tasks.values()) {
+        if (t.desc.jobId === msg.jobId && t.desc.attempt === msg.attempt) t.notifyCheckpointComplete(msg.checkpointId);
+      }
+      return;
     case 'triggerCheckpoint':
       for (const t of tasks.values()) {
         if (t.desc.jobId !== msg.jobId || t.desc.attempt !== msg.attempt || !t.isSource) continue;

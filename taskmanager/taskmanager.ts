@@ -22,6 +22,7 @@ import {
   type HeartbeatRequest,
   type HeartbeatResponse,
   handleUnary,
+  type NotifyCheckpointCompleteRequest,
   type RegisterTaskManagerResponse,
   type ReportTaskStateRequest,
   type StartTasksRequest,
@@ -111,6 +112,15 @@ export class TaskManager {
           checkpointId: req.checkpointId,
           timestampMs: req.timestampMs,
           flags: req.flags,
+        });
+        return {};
+      }),
+      notifyCheckpointComplete: handleUnary(async (req: NotifyCheckpointCompleteRequest) => {
+        this.broadcast({
+          t: 'checkpointComplete',
+          jobId: req.jobId,
+          attempt: req.attempt,
+          checkpointId: req.checkpointId,
         });
         return {};
       }),
@@ -542,6 +552,7 @@ export class TaskManager {
       call.end();
     });
     call.on('error', close);
+    call.on('cancelled', close);
   }
 
   /** Stops heartbeats, workers and the server. */

@@ -151,3 +151,8 @@ export interface TriggerTaskCheckpointRequest {
   timestampMs: number;
   flags: number;
 }
+export interface NotifyCheckpointCompleteRequest {
+  jobId: string;
+  attempt: number;
+  checkpointId: number;
+}

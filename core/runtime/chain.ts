@@ -211,7 +211,13 @@ export function buildChain(ctx: ChainContext): Chain {
         break;
       case 'sink':
         link = isLineSinkSpec(o.sink)
-          ? new LineSink(o.sink, o.fields, ctx.counters, o.role)
+          ? new LineSink(
+              o.sink,
+              o.fields,
+              ctx.counters,
+              o.role,
+              ctx.desc.spec.checkpoint?.mode === 'exactly-once' ? ctx.desc.attempt : undefined,
+            )
           : new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
         break;
       default:

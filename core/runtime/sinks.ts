@@ -2,8 +2,10 @@ import { once } from 'node:events';
 import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
+import { checkpointId as asCheckpointId, epoch as asEpoch } from '../checkpoint/ids.js';
 import { EngineError, ioReason } from '../errors/index.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
+import { FileCommitter } from '../sinks/file-committer.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -42,6 +44,8 @@ export class LineSink implements Downstream {
   private blocked: Promise<void> | null = null;
   private failure: EngineError | null = null;
   private readonly where: string;
+  /** exactly-once file output when the job takes checkpoints (two-phase commit) */
+  private readonly committer: FileCommitter | undefined;
 
   /** @throws EngineError `SINK_IO` when the file's folder cannot be created or the file cannot be opened for writing */
   constructor(
@@ -49,9 +53,15 @@ export class LineSink implements Downstream {
     readonly fields: FieldDesc[],
     private readonly counters: TaskCounters,
     readonly role: OutputTag,
+    /** the job attempt, when the job takes checkpoints: output becomes visible only at completed checkpoints */
+    transactionalEpoch?: number,
   ) {
     this.render = jsonLineRenderer(fields);
-    if (spec.type === 'file') {
+    if (spec.type === 'file' && transactionalEpoch !== undefined) {
+      this.where = spec.path;
+      this.committer = FileCommitter.open({ path: spec.path, epoch: asEpoch(transactionalEpoch) });
+      this.out = process.stdout; // unused: the committer owns the file
+    } else if (spec.type === 'file') {
       this.where = spec.path;
       let fd: number;
       try {
@@ -91,7 +101,23 @@ export class LineSink implements Downstream {
     return this.blocked;
   }
 
+  preCommit(checkpointId: number): [string, Uint8Array][] {
+    if (!this.committer) return [];
+    this.write();
+    const state = this.committer.preCommit(asCheckpointId(checkpointId));
+    return [[`sink-${this.role}.committer`, new TextEncoder().encode(JSON.stringify(state))]];
+  }
+
+  commit(checkpointId: number): void {
+    this.committer?.commit(asCheckpointId(checkpointId));
+  }
+
   async endOfInput(): Promise<void> {
+    if (this.committer) {
+      this.write();
+      this.committer.commitAll();
+      return;
+    }
     this.write();
     if (this.blocked) await this.blocked.catch(() => {});
     if (this.failure) throw this.failure;
@@ -106,7 +132,8 @@ export class LineSink implements Downstream {
   }
 
   close(): void {
-    if (this.out !== process.stdout) (this.out as WriteStream).destroy();
+    if (this.committer) this.committer.close();
+    else if (this.out !== process.stdout) (this.out as WriteStream).destroy();
   }
 
   private write(): void {
@@ -114,6 +141,10 @@ export class LineSink implements Downstream {
     const chunk = `${this.buf.join('\n')}\n`;
     this.buf = [];
     this.bufChars = 0;
+    if (this.committer) {
+      this.committer.write(chunk);
+      return;
+    }
     if (!this.out.write(chunk) && !this.blocked) {
       this.blocked = once(this.out, 'drain').then(
         () => {

@@ -145,6 +145,16 @@ export class Task {
     return true;
   }
 
+  /** Checkpoint `checkpointId` completed: sinks make their pre-committed output visible (phase 2). */
+  notifyCheckpointComplete(checkpointId: number): void {
+    if (this.failed) return;
+    try {
+      for (const l of this.chain.links) l.commit?.(checkpointId);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
   /** Writes snapshot parts to the store, then acknowledges; a failed write declines (TASK_ERROR). */
   private persist(checkpointId: number, parts: [string, Uint8Array][]): void {
     const cp = this.env.checkpoints;
@@ -176,6 +186,7 @@ export class Task {
     this.barrierMeta.delete(checkpointId);
     this.chain.window?.sync();
     const parts = this.chain.window?.snapshot() ?? [];
+    for (const l of this.chain.links) if (l.preCommit) parts.push(...l.preCommit(checkpointId));
     this.gate.broadcastBarrier(checkpointId, meta.ts, meta.flags);
     this.persist(checkpointId, parts);
     const released: ChannelMessage[] = [];

@@ -67,4 +67,11 @@ export interface Downstream {
   pending?(): Promise<void> | null;
   /** release resources without flushing (task canceled or failed) */
   close?(): void;
+  /**
+   * Checkpoint barrier `checkpointId` reached this operator (two-phase commit, phase 1): make
+   * everything written so far durable but not visible, and return state parts for the checkpoint.
+   */
+  preCommit?(checkpointId: number): [string, Uint8Array][];
+  /** Checkpoint `checkpointId` completed (phase 2): make what was pre-committed up to it visible. */
+  commit?(checkpointId: number): void;
 }

@@ -30,6 +30,8 @@ export interface JobCheckpointingOptions {
   /** every task id of the job; all acknowledge */
   tasks: string[];
   store: CheckpointStore;
+  /** completed checkpoints of earlier attempts (ids continue after the newest; old ones count towards `retained`) */
+  restored?: CompletedCheckpoint[];
   /** sends the trigger of checkpoint `id` to the TaskManagers running the sources */
   triggerSources(id: number, timestampMs: number, flags: number): Promise<void>;
   /** tells every TaskManager of the job that checkpoint `id` completed (sinks commit) */
@@ -72,7 +74,13 @@ export class JobCheckpointing {
       sourceTasks: o.sourceTasks.map(asTaskKey),
       tasks: o.tasks.map(asTaskKey),
       startedAtMs: Date.now(),
+      restored: o.restored,
+      firstCheckpointId:
+        o.restored && o.restored.length > 0
+          ? asCheckpointId(o.restored[o.restored.length - 1].checkpointId + 1)
+          : undefined,
     });
+    this.latest = o.restored && o.restored.length > 0 ? o.restored[o.restored.length - 1] : null;
     for (const t of o.tasks) this.coordinator.taskRunning(asTaskKey(t));
   }
 

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { jobId as asJobId } from '../core/checkpoint/ids.js';
 import { checkpointKeyPrefix, RedisCheckpointStore } from '../core/checkpoint/redis-store.js';
+import { type CompletedCheckpoint, keyGroupPart, splitPart } from '../core/checkpoint/types.js';
 import type { ClusterConfig } from '../core/config/index.js';
 import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
@@ -8,6 +10,7 @@ import { buildJobGraph, outputPaths, slotsNeeded } from '../core/graph/build.js'
 import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
 import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
+import { type RestartStrategy, type RestartStrategyConfig, restartStrategy } from '../core/restart/strategies.js';
 import {
   type AcknowledgeCheckpointRequest,
   type CancelJobRequest,
@@ -30,6 +33,7 @@ import {
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
 import type { JobSpec } from '../core/spec/types.js';
+import { keyGroupRange } from '../core/state/keygroups.js';
 import { JobCheckpointing } from './checkpointing.js';
 import { JobStore } from './store.js';
 
@@ -83,6 +87,10 @@ interface Job {
   scheduling?: boolean;
   /** the attempt's checkpointing, when the spec asks for checkpoints */
   checkpoints?: JobCheckpointing;
+  /** jobs with checkpoints restart after failures under this strategy; others fail */
+  restartStrategy?: RestartStrategy;
+  /** failures and restarts, oldest first (the status's exceptions) */
+  exceptions: { timeMs: number; attempt: number; reason: string; restartDelayMs?: number }[];
 }
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
@@ -235,6 +243,7 @@ export class JobManager {
         endedAtMs: rec.endedAtMs,
         failure: rec.failure,
         tasks: new Map(),
+        exceptions: [],
       };
       if (!TERMINAL.has(job.state)) {
         job.state = 'FAILED';
@@ -378,6 +387,7 @@ export class JobManager {
       totals,
       outputs: outputPaths(job.spec),
       checkpoints: job.checkpoints?.stats() ?? null,
+      exceptions: job.exceptions,
     };
   }
 
@@ -493,7 +503,7 @@ export class JobManager {
     for (const jobId of jobs) {
       const job = this.jobs.get(jobId);
       if (job && !TERMINAL.has(job.state))
-        await this.endJob(job, 'FAILED', `TASKMANAGER_LOST: TaskManager ${tm.id} (${tm.address}) lost: ${why}`);
+        await this.failJob(job, `TASKMANAGER_LOST: TaskManager ${tm.id} (${tm.address}) lost: ${why}`);
     }
   }
 
@@ -520,6 +530,11 @@ export class JobManager {
       endedAtMs: 0,
       failure: '',
       tasks: new Map(),
+      exceptions: [],
+      // throws SPEC_INVALID for a bad restart block, before anything is recorded
+      restartStrategy: spec.checkpoint
+        ? restartStrategy((spec.restart ?? { type: 'exponential-delay' }) as RestartStrategyConfig)
+        : undefined,
     };
     // the record is written before the job exists here: a submit that cannot be recorded leaves nothing behind
     try {
@@ -562,6 +577,11 @@ export class JobManager {
     if (job.scheduling || job.state !== 'CREATED') return;
     job.scheduling = true;
     try {
+      // a job with checkpoints restores the latest completed one (read before slots are chosen,
+      // so choosing and reserving them stays synchronous)
+      const restored = job.spec.checkpoint ? await this.checkpointStore.listCompleted(asJobId(job.jobId)) : [];
+      const latest = restored.length > 0 ? restored[restored.length - 1] : undefined;
+      if (job.state !== 'CREATED') return;
       const need = slotsNeeded(job.graph);
       const free = this.freeSlots();
       if (free.length < need) {
@@ -574,6 +594,7 @@ export class JobManager {
       job.waitingFor = undefined;
       const slots = free.slice(0, need);
       const descs = buildDeployment(job.jobId, job.attempt, job.spec, job.graph, slots);
+      if (latest) for (const d of descs) d.restore = this.restoreFor(d, latest);
       for (const s of slots) this.tms.get(s.taskmanagerId)?.used.set(s.slot, job.jobId);
       const byTm = new Map<string, TaskDeploymentDescriptor[]>();
       for (const d of descs) {
@@ -616,13 +637,91 @@ export class JobManager {
       }
       for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
       await this.transition(job, 'RUNNING');
-      if (job.spec.checkpoint && (job.state as JobState) === 'RUNNING') this.startCheckpointing(job, byTm);
+      if (job.spec.checkpoint && (job.state as JobState) === 'RUNNING') this.startCheckpointing(job, byTm, restored);
     } finally {
       job.scheduling = false;
     }
   }
 
-  private startCheckpointing(job: Job, byTm: Map<string, TaskDeploymentDescriptor[]>): void {
+  /**
+   * A job failed (a task failed, its TaskManager was lost, too many checkpoints failed). A job
+   * with checkpoints fails over if its restart strategy allows: all its tasks are canceled and
+   * redeployed, after the strategy's delay, as attempt + 1 restoring the latest completed
+   * checkpoint (one failover region: the keyed exchange connects every task). Otherwise it FAILS.
+   */
+  private async failJob(job: Job, reason: string): Promise<void> {
+    if (TERMINAL.has(job.state) || job.state === 'RESTARTING') return;
+    const decision = job.restartStrategy?.onFailure(Date.now());
+    if (!decision?.restart) {
+      const why = decision ? `${reason} (no restart: ${decision.reason})` : reason;
+      await this.endJob(job, 'FAILED', why);
+      return;
+    }
+    job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason, restartDelayMs: decision.delayMs });
+    job.checkpoints?.stop('JOB_FAILOVER');
+    job.checkpoints = undefined;
+    const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
+    for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);
+    job.failure = reason;
+    await this.transition(job, 'RESTARTING');
+    await this.cancelTasks(job, tmIds);
+    job.tasks.clear();
+    this.opts.log.warn(
+      { jobId: job.jobId, attempt: job.attempt, reason, restartInMs: decision.delayMs },
+      'job failing over',
+    );
+    const timer = setTimeout(() => {
+      if (job.state !== 'RESTARTING') return;
+      job.attempt++;
+      job.state = 'CREATED';
+      void this.transitionRecord(job, 'RESTARTING').then(() => this.schedule(job));
+    }, decision.delayMs);
+    timer.unref();
+    this.wakeWaiters();
+  }
+
+  /** Records a job whose state field was already changed (a restart leaving RESTARTING). */
+  private async transitionRecord(job: Job, from: JobState): Promise<void> {
+    this.opts.log.info({ jobId: job.jobId, from, to: job.state, attempt: job.attempt }, 'job state changed');
+    try {
+      await this.store.save(this.record(job));
+    } catch (err) {
+      this.opts.log.error({ err, jobId: job.jobId }, 'cannot write job record to redis');
+    }
+  }
+
+  /**
+   * For each task of a new attempt, the parts of `from` it must load: a source its split's
+   * position, a window subtask the key groups of its range (from whichever old task held them, so
+   * a different parallelism works too), a sink its committer state.
+   */
+  private restoreFor(d: TaskDeploymentDescriptor, from: CompletedCheckpoint): TaskDeploymentDescriptor['restore'] {
+    const owner = new Map<string, string>();
+    for (const t of from.tasks) for (const p of t.parts) if (!p.startsWith('sink-')) owner.set(p, t.taskKey);
+    const parts: { taskKey: string; part: string }[] = [];
+    if (d.vertexId === 'source') {
+      const p = splitPart('source', d.subtask);
+      const k = owner.get(p);
+      if (k) parts.push({ taskKey: k, part: p });
+    }
+    if (d.vertexId === 'window') {
+      const range = keyGroupRange(d.subtask, d.parallelism, d.graph.maxParallelism);
+      for (let kg = range.start; kg <= range.end; kg++) {
+        const p = keyGroupPart('window', kg);
+        const k = owner.get(p);
+        if (k) parts.push({ taskKey: k, part: p });
+      }
+    }
+    const mine = from.tasks.find((t) => t.taskKey === d.taskId);
+    for (const p of mine?.parts ?? []) if (p.startsWith('sink-')) parts.push({ taskKey: d.taskId, part: p });
+    return { checkpointId: from.checkpointId, epoch: from.epoch, parts };
+  }
+
+  private startCheckpointing(
+    job: Job,
+    byTm: Map<string, TaskDeploymentDescriptor[]>,
+    restored: CompletedCheckpoint[],
+  ): void {
     const cfg = job.spec.checkpoint;
     if (!cfg) return;
     const sourceTms = [...byTm].filter(([, list]) => list.some((d) => d.vertexId === 'source')).map(([tmId]) => tmId);
@@ -633,6 +732,7 @@ export class JobManager {
       sourceTasks: [...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.desc.taskId),
       tasks: [...job.tasks.keys()],
       store: this.checkpointStore,
+      restored,
       triggerSources: async (checkpointId, timestampMs, flags) => {
         await Promise.all(
           sourceTms.map((tmId) =>
@@ -658,9 +758,8 @@ export class JobManager {
         );
       },
       onFailuresExceeded: (reason) => {
-        void this.endJob(
+        void this.failJob(
           job,
-          'FAILED',
           `CHECKPOINT_FAILURES: more than ${cfg.tolerableFailures} failed checkpoints in a row; last: ${reason}`,
         );
       },
@@ -686,7 +785,7 @@ export class JobManager {
     if (req.state === 'FAILED') {
       task.error = `${req.errorCode}: ${req.errorMessage}`;
       if (!TERMINAL.has(job.state))
-        await this.endJob(job, 'FAILED', `task ${req.taskId} on ${req.taskmanagerId} failed: ${task.error}`);
+        await this.failJob(job, `task ${req.taskId} on ${req.taskmanagerId} failed: ${task.error}`);
     } else if (
       req.state === 'FINISHED' &&
       [...job.tasks.values()].every((t) => t.state === 'FINISHED') &&

@@ -165,7 +165,17 @@ port.on('message', (msg: ToSlot) => {
           },
         );
       }
-      post({ t: 'deployed', reqId: msg.reqId });
+      // restore state (a failover) before saying the tasks are deployed: they start only after
+      Promise.all(created.map((t) => t.restoreState())).then(
+        () => post({ t: 'deployed', reqId: msg.reqId }),
+        (err) => {
+          for (const t of created) {
+            t.cancel();
+            tasks.delete(t.desc.taskKey);
+          }
+          post({ t: 'deployed', reqId: msg.reqId, error: errorInfo(err) });
+        },
+      );
       return;
     }
     case 'start':

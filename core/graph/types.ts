@@ -96,6 +96,18 @@ export interface TaskDeploymentDescriptor {
   graph: JobGraph;
   inputs: InputEdgeDesc[];
   outputs: OutputEdgeDesc[];
+  /**
+   * State to restore before the task starts (a failover): the completed checkpoint and, for
+   * each part this task needs, which task of that checkpoint wrote it.
+   */
+  restore?: TaskRestore;
+}
+
+export interface TaskRestore {
+  checkpointId: number;
+  /** the attempt that wrote the checkpoint's state */
+  epoch: number;
+  parts: { taskKey: string; part: string }[];
 }
 
 export function taskKeyOf(jobId: string, attempt: number, taskId: string): string {

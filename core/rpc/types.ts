@@ -41,7 +41,7 @@ export interface ReportTaskStateRequest {
   errorMessage: string;
   countersJson: string;
 }
-export type JobState = 'CREATED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELED';
+export type JobState = 'CREATED' | 'RUNNING' | 'RESTARTING' | 'FINISHED' | 'FAILED' | 'CANCELED';
 export interface JobSummary {
   jobId: string;
   name: string;

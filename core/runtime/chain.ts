@@ -134,6 +134,14 @@ class WindowDownstream implements Downstream {
     this.sync();
     await this.next.endOfInput();
   }
+  /** Restores one key group from a checkpoint part (`window.kg-N`); false when the part is not a key group of this operator. */
+  restore(part: string, bytes: Uint8Array): boolean {
+    const m = /^window\.kg-(\d+)$/.exec(part);
+    if (!m) return false;
+    this.op.restoreKeyGroup(Number(m[1]), bytes);
+    return true;
+  }
+
   /** The window state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
   snapshot(): [string, Uint8Array][] {
     const parts: [string, Uint8Array][] = [];
@@ -163,7 +171,9 @@ export interface Chain {
   head: Downstream;
   /** every link, head first (for pending() and close()) */
   links: Downstream[];
-  window?: { sync(): void; snapshot(): [string, Uint8Array][] };
+  window?: { sync(): void; snapshot(): [string, Uint8Array][]; restore(part: string, bytes: Uint8Array): boolean };
+  /** the sinks of the chain (for two-phase commit and restore) */
+  sinks: LineSink[];
 }
 
 /**
@@ -184,6 +194,7 @@ export function buildChain(ctx: ChainContext): Chain {
   let next: Downstream = new GateOutput(ctx.gate);
   const links: Downstream[] = [next];
   let window: WindowDownstream | undefined;
+  const sinks: LineSink[] = [];
   for (let i = ops.length - 1; i >= 0; i--) {
     const o = ops[i];
     let link: Downstream;
@@ -210,15 +221,14 @@ export function buildChain(ctx: ChainContext): Chain {
         link = window;
         break;
       case 'sink':
-        link = isLineSinkSpec(o.sink)
-          ? new LineSink(
-              o.sink,
-              o.fields,
-              ctx.counters,
-              o.role,
-              ctx.desc.spec.checkpoint?.mode === 'exactly-once' ? ctx.desc.attempt : undefined,
-            )
-          : new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
+        if (isLineSinkSpec(o.sink)) {
+          const epoch = ctx.desc.spec.checkpoint?.mode === 'exactly-once' ? ctx.desc.attempt : undefined;
+          const sink = new LineSink(o.sink, o.fields, ctx.counters, o.role, epoch);
+          sinks.push(sink);
+          link = sink;
+        } else {
+          link = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
+        }
         break;
       default:
         throw new Error(`unexpected operator ${(o as OperatorDesc).kind} inside a chain`);
@@ -226,5 +236,5 @@ export function buildChain(ctx: ChainContext): Chain {
     links.unshift(link);
     next = link;
   }
-  return { head: next, links, window };
+  return { head: next, links, window, sinks };
 }

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { checkpointId as asCheckpointId, epoch as asEpoch } from '../checkpoint/ids.js';
 import { EngineError, ioReason } from '../errors/index.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
-import { FileCommitter } from '../sinks/file-committer.js';
+import { FileCommitter, fileCommitterState } from '../sinks/file-committer.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -44,8 +44,9 @@ export class LineSink implements Downstream {
   private blocked: Promise<void> | null = null;
   private failure: EngineError | null = null;
   private readonly where: string;
-  /** exactly-once file output when the job takes checkpoints (two-phase commit) */
-  private readonly committer: FileCommitter | undefined;
+  /** exactly-once file output when the job takes checkpoints (two-phase commit); opened by begin() */
+  private committer: FileCommitter | undefined;
+  private readonly transactional: { path: string; epoch: number } | undefined;
 
   /** @throws EngineError `SINK_IO` when the file's folder cannot be created or the file cannot be opened for writing */
   constructor(
@@ -59,7 +60,7 @@ export class LineSink implements Downstream {
     this.render = jsonLineRenderer(fields);
     if (spec.type === 'file' && transactionalEpoch !== undefined) {
       this.where = spec.path;
-      this.committer = FileCommitter.open({ path: spec.path, epoch: asEpoch(transactionalEpoch) });
+      this.transactional = { path: spec.path, epoch: transactionalEpoch };
       this.out = process.stdout; // unused: the committer owns the file
     } else if (spec.type === 'file') {
       this.where = spec.path;
@@ -101,11 +102,29 @@ export class LineSink implements Downstream {
     return this.blocked;
   }
 
+  /** The checkpoint part name this sink's committer state is stored under. */
+  get statePart(): string {
+    return `sink-${this.role}.committer`;
+  }
+
+  /**
+   * Opens the transactional output: fresh (`state` undefined: the file is truncated), or restored
+   * from a checkpoint's committer state (output committed after it is cut, its pending output
+   * committed). No-op for a non-transactional sink or when already begun.
+   */
+  begin(state?: Uint8Array): void {
+    if (!this.transactional || this.committer) return;
+    const opts = { path: this.transactional.path, epoch: asEpoch(this.transactional.epoch) };
+    this.committer = state
+      ? FileCommitter.restore(opts, fileCommitterState(JSON.parse(new TextDecoder().decode(state))))
+      : FileCommitter.open(opts);
+  }
+
   preCommit(checkpointId: number): [string, Uint8Array][] {
     if (!this.committer) return [];
     this.write();
     const state = this.committer.preCommit(asCheckpointId(checkpointId));
-    return [[`sink-${this.role}.committer`, new TextEncoder().encode(JSON.stringify(state))]];
+    return [[this.statePart, new TextEncoder().encode(JSON.stringify(state))]];
   }
 
   commit(checkpointId: number): void {

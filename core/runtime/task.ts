@@ -20,7 +20,7 @@ import { EngineError } from '../errors/index.js';
 import { requiredSourceFields } from '../graph/build.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Logger } from '../log/index.js';
-import { createSourceReader, type SourceReader } from '../source/index.js';
+import { createSourceReader, type SourcePosition, type SourceReader } from '../source/index.js';
 import { newSourceBatch } from '../source/types.js';
 import type { Row } from '../spec/types.js';
 import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/watermarks.js';
@@ -87,6 +87,9 @@ export class Task {
   /** frames held back on channels blocked by alignment, per channel */
   private readonly blocked = new Map<number, ChannelMessage[]>();
   private readonly barrierMeta = new Map<number, { ts: number; flags: number }>();
+  /** a source's position and watermark state from the restored checkpoint */
+  private restoredSource: { position: SourcePosition; maxTimestamp: number; emittedWatermark: number } | undefined;
+  private begun = false;
   private started = false;
   private resolveDone!: () => void;
   private rejectDone!: (err: unknown) => void;
@@ -245,10 +248,53 @@ export class Task {
     return this.desc.vertexId === 'source';
   }
 
+  /**
+   * Loads the task's state from the checkpoint named in its descriptor (a failover), before the
+   * task starts: a source's position and watermark, window key groups, sinks' committer state
+   * (which cuts output committed after that checkpoint and commits what it had pre-committed).
+   * Without a restore, opens the sinks fresh.
+   * @throws EngineError `REDIS_UNAVAILABLE` / `PROTOCOL` when the state cannot be read
+   */
+  async restoreState(): Promise<void> {
+    const r = this.desc.restore;
+    const cp = this.env.checkpoints;
+    if (!r || !cp) {
+      this.beginSinks(new Map());
+      return;
+    }
+    const parts = new Map<string, Uint8Array>();
+    for (const p of r.parts) {
+      const bytes = await cp.store.getTaskState({
+        jobId: asJobId(this.desc.jobId),
+        checkpointId: asCheckpointId(r.checkpointId),
+        epoch: asEpoch(r.epoch),
+        taskKey: asTaskKey(p.taskKey),
+        part: p.part,
+      });
+      if (!bytes) throw new EngineError('PROTOCOL', `checkpoint ${r.checkpointId} has no state ${p.taskKey}/${p.part}`);
+      parts.set(p.part, bytes);
+    }
+    for (const [part, bytes] of parts) {
+      if (part.startsWith('source.split-')) {
+        this.restoredSource = JSON.parse(new TextDecoder().decode(bytes)) as typeof this.restoredSource;
+      } else if (part.startsWith('window.')) {
+        this.chain.window?.restore(part, bytes);
+      }
+    }
+    this.beginSinks(parts);
+  }
+
+  private beginSinks(parts: Map<string, Uint8Array>): void {
+    if (this.begun) return;
+    this.begun = true;
+    for (const sink of this.chain.sinks) sink.begin(parts.get(sink.statePart));
+  }
+
   /** Starts the task: a source begins reading; an input task is already driven by its frames. */
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.beginSinks(new Map());
     this.flushTimer = setInterval(() => this.gate.flush(), this.env.config.bufferTimeoutMs);
     this.flushTimer.unref();
     if (this.isSource)
@@ -317,15 +363,19 @@ export class Task {
 
   private async runSource(): Promise<void> {
     const { spec } = this.desc;
-    const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism, undefined, {
+    const restored = this.restoredSource;
+    const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism, restored?.position, {
       fields: requiredSourceFields(spec),
     });
     this.reader = reader;
     const wmGen = new BoundedOutOfOrdernessWatermarks(spec.source.watermark.outOfOrdernessMs);
+    // a restored source goes on from its checkpointed watermark: lateness decisions after the
+    // restore are the ones the failure-free run made (BR-17)
+    if (restored && Number.isFinite(restored.maxTimestamp)) wmGen.restore(restored.maxTimestamp);
     const idleTimeoutMs = spec.source.watermark.idleTimeoutMs;
     const batch = newSourceBatch();
     const head = this.chain.head;
-    let emitted = Number.NEGATIVE_INFINITY;
+    let emitted = restored && restored.emittedWatermark !== null ? restored.emittedWatermark : Number.NEGATIVE_INFINITY;
     let lastActivity = Date.now();
     let idle = false;
     try {

@@ -210,6 +210,7 @@ const topSchema = z.strictObject({
   sink: z.unknown(),
   deadLetter: z.unknown().optional(),
   lateData: z.unknown().optional(),
+  restart: z.looseObject({ type: z.enum(['exponential-delay', 'fixed-delay', 'failure-rate', 'none']) }).optional(),
   checkpoint: z
     .strictObject({
       intervalMs: posInt(),
@@ -888,6 +889,7 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
     deadLetter,
     lateData,
     ...(top.checkpoint ? { checkpoint: top.checkpoint } : {}),
+    ...(top.restart ? { restart: top.restart } : {}),
   };
 }
 

@@ -210,6 +210,12 @@ export interface JobSpec {
    * Periodic checkpoints (asynchronous barrier snapshots); absent = none. Defaults: timeoutMs
    * 60000, minPauseMs 0, retained 3, tolerableFailures 0 (Flink's), mode exactly-once.
    */
+  /**
+   * How a job with checkpoints restarts after a failure (core/restart): `exponential-delay`
+   * (default; initialBackoffMs 1000, maxBackoffMs 300000, multiplier 2, jitterFactor 0.1),
+   * `fixed-delay`, `failure-rate` or `none`. Jobs without checkpoints never restart.
+   */
+  restart?: { type: 'exponential-delay' | 'fixed-delay' | 'failure-rate' | 'none'; [option: string]: unknown };
   checkpoint?: {
     intervalMs: number;
     timeoutMs: number;

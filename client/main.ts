@@ -178,6 +178,29 @@ program
     }
   });
 
+const chaos = program.command('chaos').description('inject failures to test recovery');
+chaos
+  .command('kill-taskmanager')
+  .description('SIGKILL TaskManager processes the JobManager knows (on this host): one by --id, or --random')
+  .option(...jmOption)
+  .option('--id <id>', 'the TaskManager to kill')
+  .option('--random', 'a random live TaskManager (the default without --id)')
+  .option('--every <duration>', 'time between kills, e.g. 5s', '5s')
+  .option('--count <n>', 'how many kills', positiveInt('--count', 1), 1)
+  .action(async (o: { jobmanager: string; id?: string; random?: boolean; every: string; count: number }) => {
+    const { killTaskManagers, parseDurationMs } = await import('./chaos.js');
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      await killTaskManagers(
+        client,
+        { id: o.id, random: o.random, everyMs: parseDurationMs(o.every), count: o.count },
+        (l) => process.stdout.write(`${l}\n`),
+      );
+    } finally {
+      client.close();
+    }
+  });
+
 program
   .command('taskmanagers')
   .description('list TaskManagers: id, address, slots used/total, last heartbeat')
@@ -201,6 +224,12 @@ program
   .option('--set <path=value>', 'override a spec value (repeatable)', collect, [])
   .option('--summary-json <file>', 'also write the summary as JSON to this file')
   .option('--timeout <ms>', 'fail if the job has not ended after this many ms (0 = never)', positiveInt('--timeout'), 0)
+  .option(
+    '--spares <n>',
+    'extra TaskManagers; TaskManagers that die are replaced (watch a job survive `fluxo chaos`)',
+    positiveInt('--spares'),
+    0,
+  )
   .action(
     async (
       file: string,
@@ -211,6 +240,7 @@ program
         set: string[];
         summaryJson?: string;
         timeout: number;
+        spares: number;
       },
     ) => {
       const { loadSpec } = await import('./spec.js');
@@ -221,6 +251,7 @@ program
         slots: o.slots,
         summaryJson: o.summaryJson,
         timeoutMs: o.timeout,
+        spares: o.spares,
       });
     },
   );

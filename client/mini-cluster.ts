@@ -21,6 +21,12 @@ export interface MiniClusterOptions {
   summaryJson?: string;
   /** give up after this many ms; 0 = never */
   timeoutMs: number;
+  /**
+   * Extra TaskManagers kept beyond `taskmanagers`; with spares, a TaskManager that dies (e.g.
+   * `fluxo chaos kill-taskmanager`) is replaced by a new one, so a job can survive repeated kills.
+   * Default 0 (a death is reported, and a job without checkpoints fails).
+   */
+  spares?: number;
 }
 
 const TERMINAL = new Set(['FINISHED', 'FAILED', 'CANCELED']);
@@ -95,7 +101,10 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
   try {
     await jm.start();
     const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-    for (let i = 0; i < o.taskmanagers; i++) {
+    const spares = o.spares ?? 0;
+    let nextTm = 1;
+    const startTaskManager = (): void => {
+      const id = `tm-${nextTm++}`;
       const child = spawn(
         process.execPath,
         [
@@ -108,21 +117,31 @@ export async function runMiniCluster(spec: JobSpec, o: MiniClusterOptions): Prom
           '--data-port',
           '0',
           '--id',
-          `tm-${i + 1}`,
+          id,
         ],
         {
           env: { ...process.env, REDIS_URL: redis.url, FLUXO_CLUSTER_ID: clusterId, LOG_LEVEL: logLevel },
           stdio: ['ignore', 'inherit', 'inherit'],
         },
       );
-      child.once('exit', (code, signal) => exitWatch?.(`TaskManager tm-${i + 1} exited (${signal ?? `code ${code}`})`));
+      child.once('exit', (code, signal) => {
+        const why = `TaskManager ${id} exited (${signal ?? `code ${code}`})`;
+        if (cleaning) return;
+        if (spares > 0) {
+          say(`fluxo run: ${why}; starting a replacement`);
+          startTaskManager();
+          return;
+        }
+        exitWatch?.(why);
+      });
       children.push(child);
-    }
+    };
+    for (let i = 0; i < o.taskmanagers + spares; i++) startTaskManager();
     say(
-      `fluxo run: ${spec.name} on 1 JobManager + ${o.taskmanagers} TaskManager process${o.taskmanagers > 1 ? 'es' : ''} × ${o.slots} slot${o.slots > 1 ? 's' : ''}, parallelism ${spec.parallelism}, Redis ${redactUrl(redis.url)}`,
+      `fluxo run: ${spec.name} on 1 JobManager (127.0.0.1:${jm.rpcPort}) + ${o.taskmanagers + spares} TaskManager process${o.taskmanagers + spares > 1 ? 'es' : ''} × ${o.slots} slot${o.slots > 1 ? 's' : ''}${spares > 0 ? ` (${spares} spare, killed ones replaced)` : ''}, parallelism ${spec.parallelism}, Redis ${redactUrl(redis.url)}`,
     );
     await waitFor(
-      () => (jm.status.overview() as { taskmanagers: number }).taskmanagers >= o.taskmanagers,
+      () => (jm.status.overview() as { taskmanagers: number }).taskmanagers >= o.taskmanagers + spares,
       30_000,
       'TaskManagers did not register within 30 s',
       (fail) => (exitWatch = fail),

@@ -58,6 +58,7 @@ interface TaskManagerEntry {
   lastHeartbeatMs: number;
   rssBytes: number;
   pid: number;
+  hostname: string;
   state: 'ALIVE' | 'LOST';
   client: grpc.Client;
   heartbeat?: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>;
@@ -401,6 +402,7 @@ export class JobManager {
       state: tm.state,
       rssBytes: tm.rssBytes,
       pid: tm.pid,
+      hostname: tm.hostname,
     }));
   }
 
@@ -420,6 +422,7 @@ export class JobManager {
       lastHeartbeatMs: Date.now(),
       rssBytes: 0,
       pid: req.pid,
+      hostname: req.hostname,
       state: 'ALIVE',
       client,
     });

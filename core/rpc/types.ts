@@ -86,6 +86,7 @@ export interface TaskManagerInfo {
   state: string;
   rssBytes: number;
   pid: number;
+  hostname: string;
 }
 export interface ListTaskManagersResponse {
   taskmanagers: TaskManagerInfo[];

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster, waitFor } from '../support/processes.js';
+import { runCli, startCluster, startProcess, type TestCluster, waitFor } from '../support/processes.js';
 import { startRedis } from '../support/redis.js';
 
 const SENSORS = 200;
@@ -136,5 +136,24 @@ describe('recovery', () => {
 
     // nothing lost, nothing duplicated
     expect(rowsOf(join(dir, 'killed.jsonl'))).toEqual(reference);
+  });
+
+  it('fluxo run --spares survives fluxo chaos kill-taskmanager with the failure-free rows', async () => {
+    const reference = rowsOf(join(dir, 'clean.jsonl'));
+    expect(reference).toHaveLength(expectedWindows);
+    const run = startProcess('fluxo run --spares', ['run', spec('chaos'), '--taskmanagers', '2', '--spares', '1'], {
+      REDIS_URL: redis.url,
+    });
+    const m = await run.waitForOutput(/JobManager \((127\.0\.0\.1:\d+)\)/, 30_000);
+    await run.waitForOutput(/submitted job/, 30_000);
+    // let it take a checkpoint or two first; the kill lands mid-job either way
+    await new Promise((r) => setTimeout(r, 700));
+    const kill = await runCli(['chaos', 'kill-taskmanager', '--random', '--jobmanager', m[1]]);
+    expect(kill.code, kill.stderr).toBe(0);
+    expect(kill.stdout).toMatch(/killed TaskManager tm-\d/);
+    await run.waitForExit();
+    expect(run.exited?.code, run.describe()).toBe(0);
+    expect(run.stderr).toMatch(/exited \(SIGKILL\); starting a replacement/);
+    expect(rowsOf(join(dir, 'chaos.jsonl'))).toEqual(reference);
   });
 });

@@ -49,6 +49,14 @@ const CONFIGS = {
   baseline: { id: 'baseline', label: 'baseline (1 thread)' },
   p1: { id: 'p1', label: 'fluxo 1 TM × 1 slot, p=1', taskmanagers: 1, parallelism: 1 },
   p2: { id: 'p2', label: 'fluxo 2 TM × 1 slot, p=2', taskmanagers: 2, parallelism: 2 },
+  // issue 3: the cost of exactly-once checkpoints (target: at least 90% of p2 without them)
+  p2ckpt: {
+    id: 'p2ckpt',
+    label: 'p=2, checkpoints every 1 s',
+    taskmanagers: 2,
+    parallelism: 2,
+    set: ['checkpoint.intervalMs=1000'],
+  },
 };
 let repeat = 1;
 let only = Object.keys(CONFIGS);
@@ -310,6 +318,7 @@ async function runFluxo(cfg, i, reference) {
     String(cfg.parallelism),
     '--set',
     `sink.path=${sinkPath}`,
+    ...(cfg.set ?? []).flatMap((x) => ['--set', x]),
     '--summary-json',
     summaryPath,
   ];
@@ -373,6 +382,13 @@ async function runFluxo(cfg, i, reference) {
     rss: r.rss,
     totals,
     checksum,
+    checkpoints: summary.checkpoints
+      ? {
+          completed: summary.checkpoints.completed,
+          failed: summary.checkpoints.failed,
+          history: summary.checkpoints.history,
+        }
+      : null,
     problems,
     ...(problems.length ? { stderr: r.stderr } : {}),
   };
@@ -494,6 +510,20 @@ process.stdout.write(
       ? `  target (p2 ≥ 1/3 of baseline): ${target.met ? 'MET' : 'NOT MET'} (${target.ratio?.toFixed(3) ?? '-'}` +
         `${repeat > 1 ? `; per round ${p2.pairedRatios.map((x) => x?.toFixed(3) ?? '-').join(' ')}` : ''})` +
         `${target.reliable ? '' : ' — UNRELIABLE: other processes loaded the machine during the runs'}\n`
+      : '') +
+    (results.p2ckpt && results.p2
+      ? (() => {
+          const c = results.p2ckpt;
+          const done = c.runs.flatMap((x) => (x.checkpoints?.history ?? []).filter((h) => h.status === 'COMPLETED'));
+          const ms = done.map((h) => h.durationMs).sort((a, b) => a - b);
+          const kib = done.map((h) => h.stateBytes / 1024).sort((a, b) => a - b);
+          const rel = ratio(c.median.jobReadingsPerSec, results.p2.median.jobReadingsPerSec);
+          return (
+            `  checkpoints every 1 s: ${rel?.toFixed(3) ?? '-'} of the throughput without (target ≥ 0.9: ${rel !== null && rel >= 0.9 ? 'MET' : 'NOT MET'}); ` +
+            `${done.length} completed, duration ${ms[0] ?? '-'}–${ms[ms.length - 1] ?? '-'} ms (median ${ms[Math.floor(ms.length / 2)] ?? '-'}), ` +
+            `state ${kib[0]?.toFixed(0) ?? '-'}–${kib[kib.length - 1]?.toFixed(0) ?? '-'} KiB\n`
+          );
+        })()
       : '') +
     `  machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, load avg at start ${LOAD_START.map((x) => x.toFixed(2)).join(' ')}\n`,
 );

@@ -122,7 +122,7 @@ describe('fluxo run examples/room-temperature.yaml', () => {
     );
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stderr).toMatch(
-      /fluxo run: room-temperature on 1 JobManager \+ 2 TaskManager processes × 1 slot, parallelism 2/,
+      /fluxo run: room-temperature on 1 JobManager \(127\.0\.0\.1:\d+\) \+ 2 TaskManager processes × 1 slot, parallelism 2/,
     );
     expect(r.stderr).toContain(`Redis ${redis.url}`);
     expect(r.stderr).not.toMatch(/started a private redis-server/);

@@ -664,7 +664,7 @@ export class JobManager {
     job.checkpoints?.stop('JOB_FAILOVER');
     job.checkpoints = undefined;
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
-    for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);
+    this.releaseSlots(job);
     job.failure = reason;
     await this.transition(job, 'RESTARTING');
     await this.cancelTasks(job, tmIds);
@@ -676,21 +676,10 @@ export class JobManager {
     const timer = setTimeout(() => {
       if (job.state !== 'RESTARTING') return;
       job.attempt++;
-      job.state = 'CREATED';
-      void this.transitionRecord(job, 'RESTARTING').then(() => this.schedule(job));
+      void this.transition(job, 'CREATED').then(() => this.schedule(job));
     }, decision.delayMs);
     timer.unref();
     this.wakeWaiters();
-  }
-
-  /** Records a job whose state field was already changed (a restart leaving RESTARTING). */
-  private async transitionRecord(job: Job, from: JobState): Promise<void> {
-    this.opts.log.info({ jobId: job.jobId, from, to: job.state, attempt: job.attempt }, 'job state changed');
-    try {
-      await this.store.save(this.record(job));
-    } catch (err) {
-      this.opts.log.error({ err, jobId: job.jobId }, 'cannot write job record to redis');
-    }
   }
 
   /**
@@ -821,13 +810,18 @@ export class JobManager {
     job.waitingSince = undefined;
     job.endedAtMs = Date.now();
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
-    for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);
+    this.releaseSlots(job);
     await this.transition(job, state);
     if (state !== 'FINISHED') {
       for (const t of job.tasks.values()) if (!TERMINAL.has(t.state as JobState)) t.state = 'CANCELED';
       await this.cancelTasks(job, tmIds);
     }
     this.wakeWaiters();
+  }
+
+  /** Gives the job's slots back to the pool. */
+  private releaseSlots(job: Job): void {
+    for (const tm of this.tms.values()) for (const [slot, jid] of tm.used) if (jid === job.jobId) tm.used.delete(slot);
   }
 
   /** Asks every live TaskManager in `tmIds` to cancel the job's tasks (best effort; a lost one has none left). */

@@ -26,7 +26,7 @@ import type { Row } from '../spec/types.js';
 import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/watermarks.js';
 import { buildChain, type Chain } from './chain.js';
 import { OutputGate } from './output.js';
-import { type ChannelMessage, newCounters, type TaskCounters, type Transport } from './transport.js';
+import { type ChannelMessage, type LocalBatch, newCounters, type TaskCounters, type Transport } from './transport.js';
 
 const KIND_RECORDS = 1;
 const KIND_WATERMARK = 2;
@@ -192,13 +192,7 @@ export class Task {
     for (const l of this.chain.links) if (l.preCommit) parts.push(...l.preCommit(checkpointId));
     this.gate.broadcastBarrier(checkpointId, meta.ts, meta.flags);
     this.persist(checkpointId, parts);
-    const released: ChannelMessage[] = [];
-    for (const ch of release) {
-      const held = this.blocked.get(ch);
-      if (held) released.push(...held);
-      this.blocked.delete(ch);
-    }
-    if (released.length > 0) this.queue.unshift(...released);
+    this.releaseChannels(release);
   }
 
   private onBarrier(channel: number, frame: Uint8Array): void {
@@ -222,6 +216,7 @@ export class Task {
     }
   }
 
+  /** Puts the frames held on `channels` back at the head of the queue, each channel's in its order. */
   private releaseChannels(channels: number[]): void {
     const released: ChannelMessage[] = [];
     for (const ch of channels) {
@@ -437,7 +432,9 @@ export class Task {
     try {
       while (this.queue.length > 0 && !this.cancelled) {
         const msg = this.queue.shift() as ChannelMessage;
-        const msgChannel = msg instanceof Uint8Array ? readFrameHeader(msg).channel : msg.channel;
+        // the frame header is read once: its kind and channel serve both the alignment check and dispatch
+        const header = msg instanceof Uint8Array ? readFrameHeader(msg) : undefined;
+        const msgChannel = header ? header.channel : (msg as LocalBatch).channel;
         if (this.aligner?.isBlocked(msgChannel)) {
           // held until the checkpoint aligns; no credit goes back meanwhile (bounded, BR-21)
           let held = this.blocked.get(msgChannel);
@@ -448,17 +445,18 @@ export class Task {
           held.push(msg);
           continue;
         }
-        if (!(msg instanceof Uint8Array)) {
-          const input = this.inputs[msg.channel];
-          if (!input) throw new EngineError('PROTOCOL', `batch for unknown input channel ${msg.channel}`);
-          const { rows, timestamps, sourceWatermarks } = msg;
+        if (!header) {
+          const batch = msg as LocalBatch;
+          const input = this.inputs[batch.channel];
+          if (!input) throw new EngineError('PROTOCOL', `batch for unknown input channel ${batch.channel}`);
+          const { rows, timestamps, sourceWatermarks } = batch;
           for (let i = 0; i < rows.length; i++) this.onRecord(rows[i], timestamps[i], sourceWatermarks[i]);
           this.env.transport.sendCredit(input.producer, input.creditKey, 1);
           await this.waitForDownstream();
           continue;
         }
-        const frame = msg;
-        const { kind, channel } = readFrameHeader(frame);
+        const frame = msg as Uint8Array;
+        const { kind, channel } = header;
         const input = this.inputs[channel];
         if (!input) throw new EngineError('PROTOCOL', `frame for unknown input channel ${channel}`);
         switch (kind) {

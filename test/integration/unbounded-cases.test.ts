@@ -5,68 +5,18 @@
  * Inputs and expected rows: test/cases/data (copied from ../shared/cases by hand).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeCaseSpec } from '../support/case-spec.js';
+import { type ExpectedRow, expectRows, readRows, writeCaseSpec } from '../support/case-spec.js';
+import { freePort } from '../support/processes.js';
 import { startRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
 const CLI = resolve('dist/client/main.js');
 const DATA = resolve('test/cases/data');
-
-interface ExpectedRow {
-  sensor_id: string;
-  window_start_ms: number;
-  window_end_ms: number;
-  count: number;
-  avg: number;
-  min: number;
-  max: number;
-}
-interface OutRow {
-  key: string;
-  windowStart: number;
-  windowEnd: number;
-  count: number;
-  avg: number;
-  min: number;
-  max: number;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function readRows(path: string): OutRow[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as OutRow);
-}
-
-function expectRows(actual: OutRow[], expected: ExpectedRow[]): void {
-  const norm = (r: OutRow) => `${r.key}|${r.windowStart}|${r.windowEnd}`;
-  const sorted = [...actual].sort((a, b) => norm(a).localeCompare(norm(b)));
-  const want = [...expected].sort((a, b) =>
-    `${a.sensor_id}|${a.window_start_ms}`.localeCompare(`${b.sensor_id}|${b.window_start_ms}`),
-  );
-  expect(sorted.map(norm)).toEqual(want.map((e) => `${e.sensor_id}|${e.window_start_ms}|${e.window_end_ms}`));
-  for (let i = 0; i < want.length; i++) {
-    expect(sorted[i].count).toBe(want[i].count);
-    expect(sorted[i].min).toBe(want[i].min);
-    expect(sorted[i].max).toBe(want[i].max);
-    expect(Math.abs(sorted[i].avg - want[i].avg)).toBeLessThanOrEqual(0.001);
-  }
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -3,8 +3,9 @@
  * reading per line): a file source, keyBy sensor_id, a 10 s tumbling window and the cases'
  * count/avg/min/max, written to a spec file. Options override the parts a test is about.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 
 export interface CaseSpecOptions {
   /** job name; also the spec file's and default sink's base name */
@@ -59,4 +60,58 @@ export function writeCaseSpec(o: CaseSpecOptions): string {
     }),
   );
   return file;
+}
+
+/** An expected row of a shared case table (test/cases/data/BR-*.expected.json). */
+export interface ExpectedRow {
+  sensor_id: string;
+  window_start_ms: number;
+  window_end_ms: number;
+  count: number;
+  avg: number;
+  min: number;
+  max: number;
+}
+
+/** A window result row as a file sink writes it. */
+export interface OutRow {
+  key: string;
+  windowStart: number;
+  windowEnd: number;
+  count: number;
+  avg: number;
+  min: number;
+  max: number;
+}
+
+/** The JSON rows of a sink file; none when it does not exist (yet). */
+export function readRows(path: string): OutRow[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as OutRow);
+}
+
+/**
+ * Compares a sink's rows with a case table as a set (the cases' convention): no (sensor, window)
+ * twice, the same windows, count/min/max exact, avg within ±0.001.
+ */
+export function expectRows(actual: OutRow[], expected: ExpectedRow[], label = 'rows'): void {
+  const norm = (r: OutRow) => `${r.key}|${r.windowStart}|${r.windowEnd}`;
+  const keys = actual.map(norm);
+  expect(new Set(keys).size, `${label}: duplicate (sensor, window) rows in ${JSON.stringify(actual)}`).toBe(
+    keys.length,
+  );
+  const sorted = [...actual].sort((a, b) => norm(a).localeCompare(norm(b)));
+  const wantKey = (e: ExpectedRow) => `${e.sensor_id}|${e.window_start_ms}|${e.window_end_ms}`;
+  const want = [...expected].sort((a, b) => wantKey(a).localeCompare(wantKey(b)));
+  expect(sorted.map(norm), label).toEqual(want.map(wantKey));
+  for (let i = 0; i < want.length; i++) {
+    const what = `${label}: ${wantKey(want[i])}`;
+    expect(sorted[i].count, what).toBe(want[i].count);
+    expect(sorted[i].min, what).toBe(want[i].min);
+    expect(sorted[i].max, what).toBe(want[i].max);
+    expect(Math.abs(sorted[i].avg - want[i].avg), `${what} avg ${sorted[i].avg}`).toBeLessThanOrEqual(0.001);
+  }
 }

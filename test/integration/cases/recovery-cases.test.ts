@@ -20,30 +20,12 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeCaseSpec } from '../../support/case-spec.js';
+import { type ExpectedRow, expectRows, type OutRow, readRows, writeCaseSpec } from '../../support/case-spec.js';
 import { killAll, type RestJob, startCluster, type TestCluster, waitFor } from '../../support/processes.js';
 import { startRedis } from '../../support/redis.js';
 
 const DATA = resolve('test/cases/data');
 
-interface ExpectedRow {
-  sensor_id: string;
-  window_start_ms: number;
-  window_end_ms: number;
-  count: number;
-  avg: number;
-  min: number;
-  max: number;
-}
-interface OutRow {
-  key: string;
-  windowStart: number;
-  windowEnd: number;
-  count: number;
-  avg: number;
-  min: number;
-  max: number;
-}
 type JobDoc = RestJob & { exceptions: { reason: string }[]; checkpoints: { completed: number } | null };
 
 function readLines(path: string): string[] {
@@ -51,27 +33,6 @@ function readLines(path: string): string[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '');
-}
-const readRows = (path: string): OutRow[] => readLines(path).map((l) => JSON.parse(l) as OutRow);
-
-/** The output as a set: no (sensor, window) twice, same windows as expected, same values. */
-function expectRows(actual: OutRow[], expected: ExpectedRow[], label: string): void {
-  const norm = (r: OutRow) => `${r.key}|${r.windowStart}|${r.windowEnd}`;
-  const keys = actual.map(norm);
-  expect(new Set(keys).size, `${label}: duplicate (sensor, window) rows in ${JSON.stringify(actual)}`).toBe(
-    keys.length,
-  );
-  const sorted = [...actual].sort((a, b) => norm(a).localeCompare(norm(b)));
-  const wantKey = (e: ExpectedRow) => `${e.sensor_id}|${e.window_start_ms}|${e.window_end_ms}`;
-  const want = [...expected].sort((a, b) => wantKey(a).localeCompare(wantKey(b)));
-  expect(sorted.map(norm), label).toEqual(want.map(wantKey));
-  for (let i = 0; i < want.length; i++) {
-    const what = `${label}: ${wantKey(want[i])}`;
-    expect(sorted[i].count, what).toBe(want[i].count);
-    expect(sorted[i].min, what).toBe(want[i].min);
-    expect(sorted[i].max, what).toBe(want[i].max);
-    expect(Math.abs(sorted[i].avg - want[i].avg), `${what} avg ${sorted[i].avg}`).toBeLessThanOrEqual(0.001);
-  }
 }
 
 interface RecoveryCase {

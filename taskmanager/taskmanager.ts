@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ClusterConfig } from '../core/config/index.js';
 import { EngineError } from '../core/errors/index.js';
+import { faults } from '../core/fault/inject.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
 import {
@@ -153,6 +154,12 @@ export class TaskManager {
       (this.opts.host === '0.0.0.0' || this.opts.host === '::' ? hostname() : this.opts.host);
     this.address = `${adv}:${port}`;
     log.info({ taskmanagerId: this.id, address: this.address, slots: this.slots.length }, 'taskmanager listening');
+    // parsed here so a bad value fails the start, not a worker thread later
+    if (faults())
+      log.warn(
+        { faults: process.env.FLUXO_FAULTS },
+        'fault injection active (FLUXO_FAULTS): this TaskManager will crash or slow down on purpose',
+      );
     await this.register();
   }
 

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { checkpointId as asCheckpointId, epoch as asEpoch } from '../checkpoint/ids.js';
 import { EngineError, ioReason } from '../errors/index.js';
+import { faults, sinkDelay } from '../fault/inject.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import { FileCommitter, fileCommitterState } from '../sinks/file-committer.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
@@ -47,6 +48,8 @@ export class LineSink implements Downstream {
   /** exactly-once file output when the job takes checkpoints (two-phase commit); opened by begin() */
   private committer: FileCommitter | undefined;
   private readonly transactional: { path: string; epoch: number } | undefined;
+  /** fault injection `slow@sink` is set and this is the main output */
+  private readonly slow: boolean;
 
   /** @throws EngineError `SINK_IO` when the file's folder cannot be created or the file cannot be opened for writing */
   constructor(
@@ -58,6 +61,7 @@ export class LineSink implements Downstream {
     transactionalEpoch?: number,
   ) {
     this.render = jsonLineRenderer(fields);
+    this.slow = role === 'main' && (faults()?.sinkDelayMs ?? 0) > 0;
     if (spec.type === 'file' && transactionalEpoch !== undefined) {
       this.where = spec.path;
       this.transactional = { path: spec.path, epoch: transactionalEpoch };
@@ -85,6 +89,7 @@ export class LineSink implements Downstream {
 
   processElement(row: Row): void {
     if (this.failure) throw this.failure;
+    if (this.slow) sinkDelay();
     const line = this.render(row);
     this.buf.push(line);
     this.bufChars += line.length;

@@ -17,6 +17,7 @@ import {
 } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { EngineError } from '../errors/index.js';
+import { crashPoint, faults } from '../fault/inject.js';
 import { requiredSourceFields } from '../graph/build.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../graph/types.js';
 import type { Logger } from '../log/index.js';
@@ -27,6 +28,9 @@ import { BoundedOutOfOrdernessWatermarks, WatermarkValve } from '../time/waterma
 import { buildChain, type Chain } from './chain.js';
 import { OutputGate } from './output.js';
 import { type ChannelMessage, type LocalBatch, newCounters, type TaskCounters, type Transport } from './transport.js';
+
+/** fault injection is on in this process (FLUXO_FAULTS; tests only) */
+const FAULTS = faults() !== null;
 
 const KIND_RECORDS = 1;
 const KIND_WATERMARK = 2;
@@ -151,6 +155,7 @@ export class Task {
   /** Checkpoint `checkpointId` completed: sinks make their pre-committed output visible (phase 2). */
   notifyCheckpointComplete(checkpointId: number): void {
     if (this.failed) return;
+    if (FAULTS) crashPoint('checkpoint-complete', checkpointId);
     try {
       for (const l of this.chain.links) l.commit?.(checkpointId);
     } catch (err) {
@@ -172,13 +177,15 @@ export class Task {
     let bytes = 0;
     for (const [, b] of parts) bytes += b.byteLength;
     Promise.all(parts.map(([part, b]) => cp.store.putTaskState({ ...refBase, part }, b))).then(
-      () =>
+      () => {
+        if (FAULTS) crashPoint('state-write', checkpointId);
         cp.ack(
           this,
           checkpointId,
           parts.map(([p]) => p),
           bytes,
-        ),
+        );
+      },
       (err: Error) => cp.decline(this, checkpointId, 'TASK_ERROR', `cannot write state: ${err.message}`),
     );
   }
@@ -211,8 +218,11 @@ export class Task {
         if (r.aligned) this.onAligned(r.checkpointId, r.release);
         else this.releaseChannels(r.release);
         return;
+      case 'BLOCK_CHANNEL':
+        if (FAULTS) crashPoint('alignment', b.checkpointId);
+        return; // isBlocked now says so
       default:
-        return; // BLOCK_CHANNEL (isBlocked now says so), CONTINUE, IGNORED
+        return; // CONTINUE, IGNORED
     }
   }
 
@@ -392,6 +402,7 @@ export class Task {
           this.counters.recordsIn++;
           head.processElement(rows[i], ts, wmGen.current);
         }
+        if (FAULTS) crashPoint('records', this.counters.recordsIn);
         for (let i = 0; i < deadLetters.length; i++) {
           this.counters.rejected++;
           this.gate.collect('deadLetter', deadLetters[i] as unknown as Row, 0, Number.NEGATIVE_INFINITY);

@@ -364,7 +364,8 @@ export interface TestCluster {
   web: string;
   /** env the processes were started with (REDIS_URL, FLUXO_CLUSTER_ID, ...) */
   env: Record<string, string>;
-  startTaskManager(id: string, slots: number): Promise<ManagedProcess>;
+  /** starts one more TaskManager; `extraEnv` adds to the cluster's TaskManager env (e.g. FLUXO_FAULTS) */
+  startTaskManager(id: string, slots: number, extraEnv?: Record<string, string>): Promise<ManagedProcess>;
   taskmanagers(): Promise<RestTaskManager[]>;
   job(id: string): Promise<RestJob>;
   /** Polls /jobs/:id until the job state is `state`; throws (with the job's failure) on another terminal state. */
@@ -386,6 +387,8 @@ export async function startCluster(o: {
   taskmanagers: { id: string; slots: number }[];
   /** extra env for the JobManager only (e.g. FLUXO_HEARTBEAT_TIMEOUT_MS) */
   jmEnv?: Record<string, string>;
+  /** extra env for every TaskManager (e.g. FLUXO_FAULTS, FLUXO_FAULTS_ONCE_DIR) */
+  tmEnv?: Record<string, string>;
 }): Promise<TestCluster> {
   requireBuiltCli();
   const rpcPort = await freePort();
@@ -409,11 +412,11 @@ export async function startCluster(o: {
     address,
     web,
     env,
-    async startTaskManager(id, slots) {
+    async startTaskManager(id, slots, extraEnv = {}) {
       const tm = startProcess(
         id,
         ['taskmanager', '--jobmanager', address, '--slots', String(slots), '--data-port', '0', '--id', id],
-        env,
+        { ...env, ...o.tmEnv, ...extraEnv },
       );
       tms.set(id, tm);
       await waitFor(

@@ -6,7 +6,7 @@ import type { Row } from '../spec/types.js';
 import { keyGroupRange } from '../state/keygroups.js';
 import { WindowOperator } from '../windows/window-operator.js';
 import type { OutputGate } from './output.js';
-import { isLineSinkSpec, LineSink, RedisHashSink } from './sinks.js';
+import { isLineSinkSpec, LineSink, RedisHashSink, type TransactionalSink } from './sinks.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
 export type { Downstream } from './transport.js';
@@ -172,8 +172,17 @@ export interface Chain {
   /** every link, head first (for pending() and close()) */
   links: Downstream[];
   window?: { sync(): void; snapshot(): [string, Uint8Array][]; restore(part: string, bytes: Uint8Array): boolean };
-  /** the sinks of the chain (for two-phase commit and restore) */
-  sinks: LineSink[];
+  /** the transactional sinks of the chain, to `begin` before the task starts (two-phase commit and restore) */
+  sinks: TransactionalSink[];
+}
+
+/**
+ * The fencing epoch of a task's transactional sinks (file and redis), or `undefined` when its
+ * sinks write directly (no checkpoints, or `at-least-once`). Today the job attempt (0 for the first
+ * run, +1 per restart). The ONE place it is computed: both sinks get it from here.
+ */
+export function transactionalEpoch(desc: TaskDeploymentDescriptor): number | undefined {
+  return desc.spec.checkpoint?.mode === 'exactly-once' ? desc.attempt : undefined;
 }
 
 /**
@@ -194,7 +203,7 @@ export function buildChain(ctx: ChainContext): Chain {
   let next: Downstream = new GateOutput(ctx.gate);
   const links: Downstream[] = [next];
   let window: WindowDownstream | undefined;
-  const sinks: LineSink[] = [];
+  const sinks: TransactionalSink[] = [];
   for (let i = ops.length - 1; i >= 0; i--) {
     const o = ops[i];
     let link: Downstream;
@@ -222,12 +231,15 @@ export function buildChain(ctx: ChainContext): Chain {
         break;
       case 'sink':
         if (isLineSinkSpec(o.sink)) {
-          const epoch = ctx.desc.spec.checkpoint?.mode === 'exactly-once' ? ctx.desc.attempt : undefined;
-          const sink = new LineSink(o.sink, o.fields, ctx.counters, o.role, epoch);
+          const sink = new LineSink(o.sink, o.fields, ctx.counters, o.role, transactionalEpoch(ctx.desc));
           sinks.push(sink);
           link = sink;
         } else {
-          link = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters);
+          const epoch = transactionalEpoch(ctx.desc);
+          const tx = epoch === undefined ? undefined : { jobId: ctx.desc.jobId, epoch, claim: ctx.desc.attempt === 0 };
+          const sink = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters, o.role, tx);
+          if (sink.transactional) sinks.push(sink);
+          link = sink;
         }
         break;
       default:

@@ -7,6 +7,7 @@ import { EngineError, ioReason } from '../errors/index.js';
 import { faults, sinkDelay } from '../fault/inject.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import { FileCommitter, fileCommitterState } from '../sinks/file-committer.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, RedisWriteAhead, redisSinkError } from '../sinks/redis-write-ahead.js';
 import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -37,7 +38,7 @@ export function jsonLineRenderer(fields: FieldDesc[]): (row: Row) => string {
  * path that cannot be written fails the deployment at once; a later write error (disk full) fails
  * the task at its next record, watermark or end of input. Nothing is lost silently.
  */
-export class LineSink implements Downstream {
+export class LineSink implements Downstream, TransactionalSink {
   private buf: string[] = [];
   private bufChars = 0;
   private readonly out: WriteStream | NodeJS.WriteStream;
@@ -184,49 +185,159 @@ export class LineSink implements Downstream {
 }
 
 /**
- * Upserts each window result into a Redis hash `${keyPrefix}:${key}:${windowStart}` (HSET of every
- * field), pipelined per batch. Re-writing the same window overwrites it, so the sink is idempotent.
+ * What the task drives on a sink of its chain before it starts (core/runtime/task.ts): `begin`
+ * with the sink's part of the restored checkpoint, looked up by `statePart`, or `undefined` for a
+ * fresh start. Both the file and the redis sink implement it; phase 1 and 2 of the two-phase
+ * commit (`preCommit`, `commit`) are on `Downstream`.
  */
-export class RedisHashSink implements Downstream {
+export interface TransactionalSink {
+  /** the checkpoint part name the sink's state is stored under (`sink-…`; restored to the same task id) */
+  readonly statePart: string;
+  /** Opens the sink's transactional output, fresh (`undefined`) or from its restored state; idempotent. */
+  begin(state?: Uint8Array): void;
+}
+
+/** Two-phase commit settings of a redis sink of a job with exactly-once checkpoints. */
+export interface RedisSinkTransaction {
+  /** the job's id (owner of the sink's fence) */
+  jobId: string;
+  /** the attempt's fencing epoch (`transactionalEpoch` in chain.ts) */
+  epoch: number;
+  /** true for a job's first attempt (attempt 0): its begin may take the key prefix over from another job */
+  claim: boolean;
+}
+
+/**
+ * Upserts each window result into a Redis hash `${keyPrefix}:${key}:${windowStart}` (HSET of every
+ * non-null field; numbers as `String(n)`).
+ *
+ * Without `transaction` (no checkpoints, or at-least-once): written directly, pipelined per batch
+ * of 512 rows and at each watermark; re-writing the same window overwrites it, so a replay after a
+ * failure is idempotent but output is visible before its checkpoint completes.
+ *
+ * With `transaction` (exactly-once checkpoints): a write-ahead sink with two-phase commit
+ * (core/sinks/redis-write-ahead.ts): rows are kept in memory and stored with the checkpoint at the
+ * barrier, written by one fenced Lua script when the checkpoint completes, and the rest at end of
+ * input. Its state part is `sink-<role>.redis`; the fence is `${keyPrefix}:fluxo-fence`.
+ *
+ * Either way a failed Redis call fails the task at its next record, watermark, barrier or end of
+ * input with `REDIS_UNAVAILABLE` (unreachable, timed out after `commandTimeoutMs`) or `SINK_IO`,
+ * naming the key prefix; nothing waits forever.
+ */
+export class RedisHashSink implements Downstream, TransactionalSink {
   private readonly client: Redis;
   private pipeline: ReturnType<Redis['pipeline']>;
   private queued = 0;
   private inflight: Promise<void> | null = null;
   private failure: Error | null = null;
+  /** the two-phase commit log, when transactional */
+  private readonly wal: RedisWriteAhead | undefined;
+  /** fault injection `slow@sink` is set and this is the main output */
+  private readonly slow: boolean;
 
+  /**
+   * @param defaultUrl the cluster's Redis, used when the spec has no `url`
+   * @param opts.commandTimeoutMs ms a Redis command may take before it fails, default 30 000
+   */
   constructor(
     private readonly spec: RedisSinkSpec,
     defaultUrl: string,
     private readonly fields: FieldDesc[],
     private readonly counters: TaskCounters,
+    readonly role: OutputTag = 'main',
+    transaction?: RedisSinkTransaction,
+    opts: { commandTimeoutMs?: number } = {},
   ) {
-    this.client = new Redis(spec.url ?? defaultUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.client = new Redis(spec.url ?? defaultUrl, {
+      maxRetriesPerRequest: 3,
+      lazyConnect: false,
+      commandTimeout: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    });
     this.client.on('error', () => {});
     this.pipeline = this.client.pipeline();
+    this.slow = role === 'main' && (faults()?.sinkDelayMs ?? 0) > 0;
+    if (transaction)
+      this.wal = new RedisWriteAhead(this.client, {
+        keyPrefix: spec.keyPrefix,
+        label: `${role} output`,
+        jobId: transaction.jobId,
+        epoch: transaction.epoch,
+        claim: transaction.claim,
+        fields: fields.map((f) => f.name),
+      });
+  }
+
+  /** The checkpoint part name this sink's write-ahead state is stored under. */
+  get statePart(): string {
+    return `sink-${this.role}.redis`;
+  }
+
+  /** Resolves when every Redis call of the transactional sink issued so far has ended (never rejects). */
+  settled(): Promise<void> {
+    return this.wal?.settled() ?? Promise.resolve();
+  }
+
+  /** True when the sink takes part in two-phase commit. */
+  get transactional(): boolean {
+    return this.wal !== undefined;
+  }
+
+  /**
+   * Fences older attempts and, on a restore, writes the restored pending transactions (async;
+   * a failure fails the task at its next call). No-op for a direct sink or when already begun.
+   * @throws EngineError `PROTOCOL` when `state` is not a redis sink state
+   */
+  begin(state?: Uint8Array): void {
+    this.wal?.begin(state);
   }
 
   processElement(row: Row): void {
+    if (this.slow) sinkDelay();
+    const key = `${this.spec.keyPrefix}:${row.key}:${row.windowStart}`;
+    this.counters.rowsWritten++;
+    if (this.wal) {
+      this.wal.add(key, row);
+      return;
+    }
+    if (this.failure) throw this.failure;
     const args: (string | number)[] = [];
     for (const f of this.fields) {
       const v = row[f.name];
       if (v !== null && v !== undefined) args.push(f.name, typeof v === 'number' ? v : String(v));
     }
-    this.pipeline.hset(`${this.spec.keyPrefix}:${row.key}:${row.windowStart}`, ...args);
+    this.pipeline.hset(key, ...args);
     this.queued++;
-    this.counters.rowsWritten++;
     if (this.queued >= 512) this.flush();
   }
 
   processWatermark(): void {
-    this.flush();
+    if (this.wal) this.wal.check();
+    else this.flush();
   }
 
   pending(): Promise<void> | null {
+    if (this.wal) return this.wal.pending();
     if (this.failure) throw this.failure;
     return this.inflight;
   }
 
+  /** Phase 1 at barrier `checkpointId`: the sink's state part (nothing written); none when direct. */
+  preCommit(checkpointId: number): [string, Uint8Array][] {
+    if (!this.wal) return [];
+    return [[this.statePart, this.wal.preCommit(checkpointId)]];
+  }
+
+  /** Phase 2: checkpoint `checkpointId` completed; writes its rows and any earlier unsent ones (async). */
+  commit(checkpointId: number): void {
+    this.wal?.commit(checkpointId);
+  }
+
   async endOfInput(): Promise<void> {
+    if (this.wal) {
+      await this.wal.finish();
+      await this.client.quit();
+      return;
+    }
     this.flush();
     while (this.inflight) await this.inflight;
     if (this.failure) throw this.failure;
@@ -253,10 +364,7 @@ export class RedisHashSink implements Downstream {
         if (this.inflight === tracked) this.inflight = null;
       },
       (err: Error) => {
-        this.failure = new EngineError('SINK_IO', `redis sink ${this.spec.keyPrefix}: ${err.message}`, {
-          cause: err,
-          retryable: true,
-        });
+        this.failure ??= redisSinkError(`redis sink ${this.spec.keyPrefix} (${this.role} output)`, 'write', err);
         if (this.inflight === tracked) this.inflight = null;
       },
     );

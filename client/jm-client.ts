@@ -5,10 +5,13 @@ import {
   grpc,
   type JobSummary,
   type ListJobsResponse,
+  type ListSavepointsResponse,
   type ListTaskManagersResponse,
+  type SavepointInfo,
   type SubmitJobResponse,
   type TaskManagerInfo,
   type TriggerCheckpointResponse,
+  type TriggerSavepointResponse,
   unary,
 } from '../core/rpc/index.js';
 import type { JobSpec } from '../core/spec/types.js';
@@ -28,6 +31,10 @@ export interface JobDetails {
   }[];
   totals: Record<string, number>;
   outputs: { results: string; deadLetters: string; late: string };
+  /** the savepoint the job was submitted from, or null */
+  fromSavepoint: string | null;
+  /** the savepoint `fluxo stop --savepoint` ended the job with, or null */
+  stoppedWithSavepoint: string | null;
   /** null when the job takes no checkpoints */
   checkpoints: {
     completed: number;
@@ -56,8 +63,24 @@ export class JobManagerClient {
     this.client = new (fluxoProto().JobManagerService)(address, grpc.credentials.createInsecure(), channelOptions);
   }
 
-  async submit(spec: JobSpec): Promise<SubmitJobResponse> {
-    return unary(this.client, 'submitJob', { specJson: JSON.stringify(spec) }, this.target);
+  /** @param fromSavepoint `<job id>-<checkpoint id>` to restore from; default none */
+  async submit(spec: JobSpec, fromSavepoint = ''): Promise<SubmitJobResponse> {
+    return unary(this.client, 'submitJob', { specJson: JSON.stringify(spec), fromSavepoint }, this.target);
+  }
+
+  /** Takes a savepoint and waits until it completed; with `stop` the job ends right after it. */
+  async savepoint(jobId: string, stop: boolean): Promise<TriggerSavepointResponse> {
+    return unary(this.client, 'triggerSavepoint', { jobId, stop }, this.target, 120_000);
+  }
+
+  /** @param jobId '' = every job's */
+  async listSavepoints(jobId = ''): Promise<SavepointInfo[]> {
+    return (await unary<object, ListSavepointsResponse>(this.client, 'listSavepoints', { jobId }, this.target))
+      .savepoints;
+  }
+
+  async deleteSavepoint(savepointId: string): Promise<void> {
+    await unary(this.client, 'deleteSavepoint', { savepointId }, this.target);
   }
 
   async listJobs(): Promise<JobSummary[]> {

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { EngineError } from '../core/errors/index.js';
 import { createLogger } from '../core/log/index.js';
 import { JobManagerClient } from './jm-client.js';
-import { printJobStatus, printJobs, printTaskManagers } from './print.js';
+import { printJobStatus, printJobs, printSavepoints, printTaskManagers, savepointLine } from './print.js';
 
 /**
  * The `fluxo` CLI. Every command has --help; an error prints one readable message (plus the list
@@ -85,17 +85,23 @@ program
     collect,
     [],
   )
-  .action(async (file: string, o: { jobmanager: string; parallelism?: number; set: string[] }) => {
-    const { loadSpec } = await import('./spec.js');
-    const spec = loadSpec(file, o.set, o.parallelism);
-    const client = new JobManagerClient(o.jobmanager);
-    try {
-      const { jobId } = await client.submit(spec);
-      process.stdout.write(`${jobId}\n`);
-    } finally {
-      client.close();
-    }
-  });
+  .option(
+    '-s, --from-savepoint <id>',
+    "start from a savepoint (or a failed job's retained checkpoint), as `fluxo savepoints` lists it; the parallelism may differ",
+  )
+  .action(
+    async (file: string, o: { jobmanager: string; parallelism?: number; set: string[]; fromSavepoint?: string }) => {
+      const { loadSpec } = await import('./spec.js');
+      const spec = loadSpec(file, o.set, o.parallelism);
+      const client = new JobManagerClient(o.jobmanager);
+      try {
+        const { jobId } = await client.submit(spec, o.fromSavepoint ?? '');
+        process.stdout.write(`${jobId}\n`);
+      } finally {
+        client.close();
+      }
+    },
+  );
 
 program
   .command('list')
@@ -157,16 +163,66 @@ program
   });
 
 program
+  .command('savepoint')
+  .description('take a savepoint of a running job and wait until it completes; it is kept until deleted')
+  .argument('<job>', 'job id')
+  .option(...jmOption)
+  .action(async (jobId: string, o: { jobmanager: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      const r = await client.savepoint(jobId, false);
+      process.stdout.write(`${savepointLine(r.savepoint)}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+const savepoints = program
+  .command('savepoints')
+  .description('list savepoints (of every job, or of one with --job)')
+  .option(...jmOption)
+  .option('--job <job>', "only this job's")
+  .action(async (o: { jobmanager: string; job?: string }) => {
+    const client = new JobManagerClient(o.jobmanager);
+    try {
+      printSavepoints(await client.listSavepoints(o.job ?? ''));
+    } finally {
+      client.close();
+    }
+  });
+savepoints
+  .command('delete')
+  .description('delete a savepoint: its metadata and state')
+  .argument('<savepoint>', 'savepoint id, as `fluxo savepoints` lists it')
+  // --jobmanager belongs to `savepoints`, which commander lets appear after the subcommand too
+  .action(async (id: string, _o: object, cmd: Command) => {
+    const client = new JobManagerClient((cmd.optsWithGlobals() as { jobmanager: string }).jobmanager);
+    try {
+      await client.deleteSavepoint(id);
+      process.stdout.write(`deleted savepoint ${id}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+program
   .command('stop')
   .description(
-    'stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain)',
+    'stop a job gracefully with drain: sources end, every open window fires, sinks flush (Flink: stop --drain); ' +
+      'with --savepoint: take a savepoint and stop at it, without firing windows, to resume later with submit --from-savepoint',
   )
   .argument('<job>', 'job id')
   .option(...jmOption)
+  .option('--savepoint', 'stop with a savepoint instead of draining; prints the savepoint id')
   .option('--no-wait', 'return at once instead of waiting until the job has ended')
-  .action(async (jobId: string, o: { jobmanager: string; wait: boolean }) => {
+  .action(async (jobId: string, o: { jobmanager: string; wait: boolean; savepoint?: boolean }) => {
     const client = new JobManagerClient(o.jobmanager);
     try {
+      if (o.savepoint) {
+        const r = await client.savepoint(jobId, true);
+        process.stdout.write(`${savepointLine(r.savepoint)}\n${r.state}\n`);
+        return;
+      }
       let state = await client.stop(jobId);
       while (o.wait && !['FINISHED', 'FAILED', 'CANCELED'].includes(state)) {
         await new Promise((r) => setTimeout(r, 200));

@@ -1,4 +1,4 @@
-import type { JobSummary, TaskManagerInfo } from '../core/rpc/index.js';
+import type { JobSummary, SavepointInfo, TaskManagerInfo } from '../core/rpc/index.js';
 import type { JobDetails } from './jm-client.js';
 
 const fmtTime = (ms: number): string =>
@@ -78,6 +78,8 @@ export function summaryLines(d: JobDetails): string[] {
       : '';
     lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${latest}`);
   }
+  if (d.fromSavepoint) lines.push(`  restored from     savepoint ${d.fromSavepoint}`);
+  if (d.stoppedWithSavepoint) lines.push(`  stopped with      savepoint ${d.stoppedWithSavepoint}`);
   if (d.job.failure) lines.push(`  ${d.job.state === 'CREATED' ? 'waiting' : 'failure'}: ${d.job.failure}`);
   return lines;
 }
@@ -98,4 +100,22 @@ export function printJobStatus(d: JobDetails): void {
   }
   process.stdout.write(`${out.join('\n')}\n${table(rows)}`);
   for (const t of d.tasks) if (t.error) process.stdout.write(`  ${t.taskId}: ${t.error}\n`);
+}
+
+const kib = (b: number): string => `${(b / 1024).toFixed(1)} KiB`;
+
+/** One savepoint, as `fluxo savepoint` and `fluxo stop --savepoint` report it. */
+export function savepointLine(s: SavepointInfo): string {
+  return `savepoint ${s.savepointId} of job ${s.jobName} (checkpoint ${s.checkpointId}, ${s.durationMs} ms, ${kib(s.stateBytes)})`;
+}
+
+export function printSavepoints(list: SavepointInfo[]): void {
+  if (list.length === 0) {
+    process.stdout.write('no savepoints\n');
+    return;
+  }
+  const rows = [['SAVEPOINT ID', 'JOB', 'CREATED', 'PARALLELISM', 'SIZE']];
+  for (const s of list)
+    rows.push([s.savepointId, s.jobName, fmtTime(s.createdAtMs), String(s.parallelism), kib(s.stateBytes)]);
+  process.stdout.write(table(rows));
 }

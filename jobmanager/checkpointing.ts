@@ -32,8 +32,16 @@ export interface JobCheckpointingOptions {
   store: CheckpointStore;
   /** completed checkpoints of earlier attempts (ids continue after the newest; old ones count towards `retained`) */
   restored?: CompletedCheckpoint[];
-  /** sends the trigger of checkpoint `id` to the TaskManagers running the sources */
-  triggerSources(id: number, timestampMs: number, flags: number): Promise<void>;
+  /**
+   * The first checkpoint id when `restored` is empty (a job restored from another job's
+   * savepoint continues after the savepoint's id, as its sinks' commits require). Default 1
+   */
+  firstCheckpointId?: number;
+  /**
+   * Sends the trigger of checkpoint `id` to the TaskManagers running the sources; `haltSources`
+   * (stop-with-savepoint) makes them read nothing more after its barrier.
+   */
+  triggerSources(id: number, timestampMs: number, flags: number, haltSources: boolean): Promise<void>;
   /** tells every TaskManager of the job that checkpoint `id` completed (sinks commit) */
   notifyComplete(id: number): Promise<void>;
   /** too many failed checkpoints: the job must fail (tolerableFailures exceeded) */
@@ -62,6 +70,8 @@ export class JobCheckpointing {
   >();
   /** manual triggers waiting for the running checkpoint to end */
   private manualQueue: { resolve: (c: CompletedCheckpoint) => void; reject: (e: Error) => void }[] = [];
+  /** a stop-with-savepoint was triggered: the sources halt at its barrier, no more checkpoints */
+  private halting = false;
   completed = 0;
   failed = 0;
   latest: CompletedCheckpoint | null = null;
@@ -78,7 +88,9 @@ export class JobCheckpointing {
       firstCheckpointId:
         o.restored && o.restored.length > 0
           ? asCheckpointId(o.restored[o.restored.length - 1].checkpointId + 1)
-          : undefined,
+          : o.firstCheckpointId !== undefined
+            ? asCheckpointId(o.firstCheckpointId)
+            : undefined,
     });
     this.latest = o.restored && o.restored.length > 0 ? o.restored[o.restored.length - 1] : null;
     for (const t of o.tasks) this.coordinator.taskRunning(asTaskKey(t));
@@ -112,6 +124,33 @@ export class JobCheckpointing {
       this.manualQueue.push({ resolve, reject });
       this.onTick();
     });
+  }
+
+  /**
+   * Triggers a savepoint (never subsumed, never deleted by retention; it may run beside a
+   * checkpoint) and resolves when it completed AND every TaskManager was told, so sinks have
+   * committed its output (or will commit it when restored). With `halt` the sources read nothing
+   * more after its barrier (stop-with-savepoint) and no further checkpoint is triggered; the caller
+   * then ends the job, or fails it over if the savepoint failed.
+   * @throws EngineError JOB_STATE when it cannot be taken (a task has ended, the job is ending, a stop is under way) or is aborted.
+   */
+  triggerSavepoint(halt: boolean): Promise<CompletedCheckpoint> {
+    if (this.halting) return Promise.reject(new EngineError('JOB_STATE', 'the job is stopping with a savepoint'));
+    const r = this.coordinator.trigger(Date.now(), { savepoint: true });
+    if (r.outcome === 'REFUSED')
+      return Promise.reject(new EngineError('JOB_STATE', `cannot take a savepoint: ${r.reason}`));
+    if (halt) this.halting = true;
+    this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: true, triggeredAtMs: r.timestampMs });
+    const done = new Promise<CompletedCheckpoint>((resolve, reject) => {
+      this.waiting.set(r.checkpointId, { resolve, reject });
+    });
+    this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags, halt).catch((err: Error) => {
+      this.o.log.warn(
+        { jobId: this.o.jobId, checkpointId: r.checkpointId, err: err.message },
+        'cannot trigger savepoint',
+      );
+    });
+    return done;
   }
 
   onAck(taskId: string, attempt: number, checkpointId: number, parts: string[], stateBytes: number): void {
@@ -165,7 +204,7 @@ export class JobCheckpointing {
     const r = this.coordinator.trigger(now, { manual });
     if (r.outcome === 'REFUSED') return r.reason;
     this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: r.savepoint, triggeredAtMs: r.timestampMs });
-    this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags).catch((err: Error) => {
+    this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags, false).catch((err: Error) => {
       this.o.log.warn(
         { jobId: this.o.jobId, checkpointId: r.checkpointId, err: err.message },
         'cannot trigger checkpoint',
@@ -180,6 +219,11 @@ export class JobCheckpointing {
     for (const a of t.aborted) this.onAborted(a);
     if (t.failureCountExceeded && t.aborted.length > 0) {
       this.o.onFailuresExceeded(this.failureText(t.aborted[t.aborted.length - 1]));
+      return;
+    }
+    if (this.halting) {
+      for (const q of this.manualQueue.splice(0))
+        q.reject(new EngineError('JOB_STATE', 'the job is stopping with a savepoint'));
       return;
     }
     if (this.manualQueue.length > 0) {
@@ -231,13 +275,17 @@ export class JobCheckpointing {
       },
       'checkpoint completed',
     );
-    this.o.notifyComplete(c.checkpointId).catch((err: Error) => {
-      // a lost notice is covered: the next completed checkpoint commits everything before it
+    const notified = this.o.notifyComplete(c.checkpointId).catch((err: Error) => {
+      // a lost notice is covered: the next completed checkpoint commits everything before it,
+      // and a restore from this one commits what it pre-committed
       this.o.log.warn(
         { jobId: this.o.jobId, checkpointId: c.checkpointId, err: err.message },
         'cannot notify checkpoint completion',
       );
     });
+    // a savepoint's caller may stop the job next: the notice must be on its way to every
+    // TaskManager first (each handles its calls in order, so sinks commit before they are canceled)
+    if (c.savepoint) await notified;
     this.waiting.get(c.checkpointId)?.resolve(c);
     this.waiting.delete(c.checkpointId);
     for (const a of s.subsumed) this.onAborted(a);

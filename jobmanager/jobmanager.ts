@@ -16,6 +16,7 @@ import {
   type CancelJobRequest,
   channelOptions,
   type DeclineCheckpointRequest,
+  type DeleteSavepointRequest,
   fluxoProto,
   type GetJobRequest,
   grpc,
@@ -24,11 +25,15 @@ import {
   handleUnary,
   type JobState,
   type JobSummary,
+  type ListSavepointsRequest,
   type RegisterTaskManagerRequest,
   type ReportTaskStateRequest,
+  type SavepointInfo,
   type SubmitJobRequest,
   type TaskManagerInfo,
   type TriggerCheckpointRequest,
+  type TriggerSavepointRequest,
+  type TriggerSavepointResponse,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -92,6 +97,34 @@ interface Job {
   restartStrategy?: RestartStrategy;
   /** failures and restarts, oldest first (the status's exceptions) */
   exceptions: { timeMs: number; attempt: number; reason: string; restartDelayMs?: number }[];
+  /**
+   * The savepoint (or retained checkpoint) of another job this job was submitted from: restored
+   * until the job has completed a checkpoint of its own. Its id is `fromSavepoint`.
+   */
+  restoreFrom?: { checkpoint: CompletedCheckpoint; spec: JobSpec; id: string };
+  /** added to the attempt for the sinks' fencing epoch (`sinkEpoch`); 0 unless restored from a savepoint */
+  epochBase: number;
+  /** the savepoint a stop-with-savepoint took, once the job ended with it */
+  stoppedWithSavepoint?: string;
+}
+
+/** `<job id>-<checkpoint id>`: how users name a savepoint (or a retained checkpoint). */
+export function savepointIdOf(jobId: string, checkpointId: number): string {
+  return `${jobId}-${checkpointId}`;
+}
+
+/**
+ * Splits a savepoint id into the job id and checkpoint id.
+ * @throws EngineError CHECKPOINT_NOT_FOUND when `id` is not `<job id>-<checkpoint id>`
+ */
+export function parseSavepointId(id: string): { jobId: string; checkpointId: number } {
+  const m = /^([0-9a-f]{16})-([1-9]\d{0,15})$/.exec(id.trim());
+  if (!m)
+    throw new EngineError(
+      'CHECKPOINT_NOT_FOUND',
+      `${JSON.stringify(id)} is not a savepoint id: expected <job id>-<checkpoint id> as \`fluxo savepoints\` lists them`,
+    );
+  return { jobId: m[1], checkpointId: Number(m[2]) };
 }
 
 const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
@@ -134,7 +167,7 @@ export class JobManager {
       registerTaskManager: handleUnary((req: RegisterTaskManagerRequest) => this.registerTaskManager(req)),
       heartbeat: (call: grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>) => this.onHeartbeatStream(call),
       reportTaskState: handleUnary((req: ReportTaskStateRequest) => this.onTaskState(req)),
-      submitJob: handleUnary((req: SubmitJobRequest) => this.submit(req.specJson)),
+      submitJob: handleUnary((req: SubmitJobRequest) => this.submit(req.specJson, req.fromSavepoint ?? '')),
       listJobs: handleUnary(async () => ({ jobs: [...this.jobs.values()].map((j) => this.summary(j)) })),
       getJob: handleUnary(async (req: GetJobRequest) => {
         const job = this.getJob(req.jobId);
@@ -173,6 +206,14 @@ export class JobManager {
         const job = this.jobs.get(req.jobId);
         if (job?.attempt === req.attempt)
           job.checkpoints?.onDecline(req.taskId, req.attempt, req.checkpointId, req.reason, req.message);
+        return {};
+      }),
+      triggerSavepoint: handleUnary((req: TriggerSavepointRequest) => this.triggerSavepoint(req.jobId, req.stop)),
+      listSavepoints: handleUnary(async (req: ListSavepointsRequest) => ({
+        savepoints: await this.listSavepoints(req.jobId || undefined),
+      })),
+      deleteSavepoint: handleUnary(async (req: DeleteSavepointRequest) => {
+        await this.deleteSavepoint(req.savepointId);
         return {};
       }),
       listTaskManagers: handleUnary(async () => ({ taskmanagers: this.taskmanagers() })),
@@ -245,6 +286,7 @@ export class JobManager {
         failure: rec.failure,
         tasks: new Map(),
         exceptions: [],
+        epochBase: 0,
       };
       if (!TERMINAL.has(job.state)) {
         job.state = 'FAILED';
@@ -296,6 +338,110 @@ export class JobManager {
     );
     this.opts.log.info({ jobId: job.jobId }, 'job stopping (drain)');
     return job.state;
+  }
+
+  /**
+   * Takes a savepoint of a running job (`fluxo savepoint`), and with `stop` ends the job right
+   * after it (`fluxo stop --savepoint`, Flink's stop-with-savepoint without drain): the sources
+   * halt at the savepoint's barrier, so nothing is output after it; once it completed and the
+   * sinks were told to commit, the tasks are canceled and the job ends FINISHED. If a stop's
+   * savepoint fails, the halted job fails over to its latest checkpoint (under its restart strategy).
+   * @throws EngineError JOB_NOT_FOUND; JOB_STATE when the job has no checkpoint: block, is not
+   *   RUNNING, or the savepoint fails
+   */
+  async triggerSavepoint(jobId: string, stop: boolean): Promise<TriggerSavepointResponse> {
+    const job = this.getJob(jobId);
+    if (!job.checkpoints || job.state !== 'RUNNING') {
+      throw new EngineError(
+        'JOB_STATE',
+        job.spec.checkpoint
+          ? `job ${job.jobId} is ${job.state}, not RUNNING`
+          : `job ${job.jobId} has no checkpoint: block in its spec, so it cannot take savepoints`,
+      );
+    }
+    const attempt = job.attempt;
+    let c: CompletedCheckpoint;
+    try {
+      c = await job.checkpoints.triggerSavepoint(stop);
+    } catch (err) {
+      if (stop && job.attempt === attempt && job.state === 'RUNNING') {
+        await this.failJob(job, `stop with savepoint failed: ${(err as Error).message}`);
+        throw new EngineError(
+          'JOB_STATE',
+          `${(err as Error).message}; the job was not stopped and fails over to its latest checkpoint`,
+        );
+      }
+      throw err;
+    }
+    const info = this.savepointInfo(job, c);
+    if (stop && job.attempt === attempt) {
+      job.stoppedWithSavepoint = info.savepointId;
+      this.opts.log.info({ jobId: job.jobId, savepoint: info.savepointId }, 'job stopped with savepoint');
+      await this.endJob(job, 'FINISHED', '', { cancelTasks: true });
+    }
+    return { savepoint: info, state: job.state };
+  }
+
+  /** Savepoints of one job, or of every job this JobManager knows, oldest first. */
+  async listSavepoints(jobId?: string): Promise<SavepointInfo[]> {
+    const jobs = jobId ? [this.getJob(jobId)] : [...this.jobs.values()];
+    const out: SavepointInfo[] = [];
+    for (const job of jobs) {
+      if (!job.spec.checkpoint) continue;
+      for (const c of await this.checkpointStore.listCompleted(asJobId(job.jobId)))
+        if (c.savepoint) out.push(this.savepointInfo(job, c));
+    }
+    return out.sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /**
+   * Deletes a savepoint's metadata and state. A job restored from it and without a checkpoint of
+   * its own yet could not fail over any more (like Flink's NO_CLAIM restore mode, the user owns it).
+   * @throws EngineError CHECKPOINT_NOT_FOUND
+   */
+  async deleteSavepoint(savepointId: string): Promise<void> {
+    const { job, checkpoint } = await this.findSavepoint(savepointId, { savepointsOnly: true });
+    await this.checkpointStore.delete(asJobId(job.jobId), checkpoint.checkpointId);
+    this.opts.log.info({ savepoint: savepointId }, 'savepoint deleted');
+  }
+
+  /**
+   * The completed savepoint (or, unless `savepointsOnly`, retained checkpoint) `id` names, and the job that took it.
+   * @throws EngineError CHECKPOINT_NOT_FOUND
+   */
+  private async findSavepoint(
+    id: string,
+    o: { savepointsOnly: boolean },
+  ): Promise<{ job: Job; checkpoint: CompletedCheckpoint }> {
+    const { jobId, checkpointId } = parseSavepointId(id);
+    const job = this.jobs.get(jobId);
+    const all = job ? await this.checkpointStore.listCompleted(asJobId(jobId)) : [];
+    const checkpoint = all.find((c) => c.checkpointId === checkpointId && (c.savepoint || !o.savepointsOnly));
+    if (!job || !checkpoint) {
+      const have = all.filter((c) => c.savepoint || !o.savepointsOnly).map((c) => savepointIdOf(jobId, c.checkpointId));
+      throw new EngineError(
+        'CHECKPOINT_NOT_FOUND',
+        !job
+          ? `no savepoint ${id}: this cluster has no job ${jobId}`
+          : `no ${o.savepointsOnly ? 'savepoint' : 'savepoint or retained checkpoint'} ${id}` +
+              (have.length > 0 ? ` (job ${jobId} has ${have.join(', ')})` : ''),
+      );
+    }
+    return { job, checkpoint };
+  }
+
+  private savepointInfo(job: Job, c: CompletedCheckpoint): SavepointInfo {
+    const windowVertex = job.graph.vertices.find((v) => v.id === 'window');
+    return {
+      savepointId: savepointIdOf(job.jobId, c.checkpointId),
+      jobId: job.jobId,
+      jobName: job.spec.name,
+      checkpointId: c.checkpointId,
+      createdAtMs: c.completedAtMs,
+      durationMs: c.completedAtMs - c.triggeredAtMs,
+      stateBytes: c.stateBytes,
+      parallelism: windowVertex?.parallelism ?? job.spec.parallelism,
+    };
   }
 
   /** Cancels a job with a reason (e.g. the mini-cluster was interrupted). No-op for an ended job. */
@@ -389,6 +535,8 @@ export class JobManager {
       outputs: outputPaths(job.spec),
       checkpoints: job.checkpoints?.stats() ?? null,
       exceptions: job.exceptions,
+      fromSavepoint: job.restoreFrom?.id ?? null,
+      stoppedWithSavepoint: job.stoppedWithSavepoint ?? null,
     };
   }
 
@@ -510,7 +658,13 @@ export class JobManager {
     }
   }
 
-  private async submit(specJson: string): Promise<{ jobId: string }> {
+  /**
+   * Accepts a job: validates the spec's graph, records the job in Redis, schedules it.
+   * @param fromSavepoint `<job id>-<checkpoint id>` of a savepoint or retained checkpoint to start
+   *   from ('' = none): its state must fit the job (`savepointProblems`).
+   * @throws EngineError SPEC_INVALID, CHECKPOINT_NOT_FOUND, SAVEPOINT_INCOMPATIBLE, REDIS_UNAVAILABLE
+   */
+  private async submit(specJson: string, fromSavepoint = ''): Promise<{ jobId: string }> {
     let spec: JobSpec;
     try {
       spec = JSON.parse(specJson) as JobSpec;
@@ -522,6 +676,21 @@ export class JobManager {
     if (spec.sink.type === 'redis' && !spec.sink.url)
       spec = { ...spec, sink: { ...spec.sink, url: this.opts.config.redisUrl } };
     const graph = buildJobGraph(spec);
+    let restoreFrom: Job['restoreFrom'];
+    let epochBase = 0;
+    if (fromSavepoint !== '') {
+      const { checkpoint, job: old } = await this.findSavepoint(fromSavepoint, { savepointsOnly: false });
+      const problems = savepointProblems(old.spec, old.graph, spec, graph);
+      if (problems.length > 0)
+        throw new EngineError(
+          'SAVEPOINT_INCOMPATIBLE',
+          `the state of ${fromSavepoint} (job ${old.spec.name}) does not fit this job`,
+          { problems },
+        );
+      restoreFrom = { checkpoint, spec: old.spec, id: fromSavepoint };
+      // the new job's sinks must fence every attempt of the old one (same files, same keys)
+      epochBase = Math.max(checkpoint.epoch, old.attempt);
+    }
     const jobId = randomBytes(8).toString('hex');
     const job: Job = {
       jobId,
@@ -534,6 +703,8 @@ export class JobManager {
       failure: '',
       tasks: new Map(),
       exceptions: [],
+      restoreFrom,
+      epochBase,
       // throws SPEC_INVALID for a bad restart block, before anything is recorded
       restartStrategy: spec.checkpoint
         ? restartStrategy((spec.restart ?? { type: 'exponential-delay' }) as RestartStrategyConfig)
@@ -550,7 +721,10 @@ export class JobManager {
       );
     }
     this.jobs.set(jobId, job);
-    this.opts.log.info({ jobId, name: spec.name, slots: slotsNeeded(graph) }, 'job submitted');
+    this.opts.log.info(
+      { jobId, name: spec.name, slots: slotsNeeded(graph), fromSavepoint: fromSavepoint || undefined },
+      'job submitted',
+    );
     void this.schedule(job);
     return { jobId };
   }
@@ -583,7 +757,9 @@ export class JobManager {
       // a job with checkpoints restores the latest completed one (read before slots are chosen,
       // so choosing and reserving them stays synchronous)
       const restored = job.spec.checkpoint ? await this.checkpointStore.listCompleted(asJobId(job.jobId)) : [];
-      const latest = restored.length > 0 ? restored[restored.length - 1] : undefined;
+      // the job's own latest checkpoint, else the savepoint it was submitted from
+      const latest = restored.length > 0 ? restored[restored.length - 1] : job.restoreFrom?.checkpoint;
+      const foreign = restored.length === 0 ? job.restoreFrom?.spec : undefined;
       if (job.state !== 'CREATED') return;
       const need = slotsNeeded(job.graph);
       const free = this.freeSlots();
@@ -597,7 +773,10 @@ export class JobManager {
       job.waitingFor = undefined;
       const slots = free.slice(0, need);
       const descs = buildDeployment(job.jobId, job.attempt, job.spec, job.graph, slots);
-      if (latest) for (const d of descs) d.restore = this.restoreFor(d, latest);
+      for (const d of descs) {
+        if (latest) d.restore = this.restoreFor(d, latest, foreign);
+        if (job.epochBase > 0) d.epochBase = job.epochBase;
+      }
       for (const s of slots) this.tms.get(s.taskmanagerId)?.used.set(s.slot, job.jobId);
       const byTm = new Map<string, TaskDeploymentDescriptor[]>();
       for (const d of descs) {
@@ -686,8 +865,15 @@ export class JobManager {
    * For each task of a new attempt, the parts of `from` it must load: a source its split's
    * position, a window subtask the key groups of its range (from whichever old task held them, so
    * a different parallelism works too), a sink its committer state.
+   * @param foreignSpec the spec of the job that took `from`, when it is another job's savepoint:
+   *   a sink then gets its committer state only if it writes to the same place as that job's sink
+   *   of the same role (it goes on with that output); elsewhere it starts a fresh output.
    */
-  private restoreFor(d: TaskDeploymentDescriptor, from: CompletedCheckpoint): TaskDeploymentDescriptor['restore'] {
+  private restoreFor(
+    d: TaskDeploymentDescriptor,
+    from: CompletedCheckpoint,
+    foreignSpec?: JobSpec,
+  ): TaskDeploymentDescriptor['restore'] {
     const owner = new Map<string, string>();
     for (const t of from.tasks) for (const p of t.parts) if (!p.startsWith('sink-')) owner.set(p, t.taskKey);
     const parts: { taskKey: string; part: string }[] = [];
@@ -705,8 +891,17 @@ export class JobManager {
       }
     }
     const mine = from.tasks.find((t) => t.taskKey === d.taskId);
-    for (const p of mine?.parts ?? []) if (p.startsWith('sink-')) parts.push({ taskKey: d.taskId, part: p });
-    return { checkpointId: from.checkpointId, epoch: from.epoch, parts };
+    for (const p of mine?.parts ?? []) {
+      if (!p.startsWith('sink-')) continue;
+      if (foreignSpec && !sameSinkTarget(p, foreignSpec, d.spec)) continue;
+      parts.push({ taskKey: d.taskId, part: p });
+    }
+    return {
+      jobId: from.jobId === d.jobId ? undefined : from.jobId,
+      checkpointId: from.checkpointId,
+      epoch: from.epoch,
+      parts,
+    };
   }
 
   private startCheckpointing(
@@ -725,13 +920,15 @@ export class JobManager {
       tasks: [...job.tasks.keys()],
       store: this.checkpointStore,
       restored,
-      triggerSources: async (checkpointId, timestampMs, flags) => {
+      // after another job's savepoint: its sinks' commits need ids above the savepoint's
+      firstCheckpointId: job.restoreFrom ? job.restoreFrom.checkpoint.checkpointId + 1 : undefined,
+      triggerSources: async (checkpointId, timestampMs, flags, haltSources) => {
         await Promise.all(
           sourceTms.map((tmId) =>
             unary(
               this.tmClient(tmId),
               'triggerCheckpoint',
-              { jobId: job.jobId, attempt: job.attempt, checkpointId, timestampMs, flags },
+              { jobId: job.jobId, attempt: job.attempt, checkpointId, timestampMs, flags, haltSources },
               `TaskManager ${tmId}`,
             ),
           ),
@@ -801,8 +998,14 @@ export class JobManager {
     }
   }
 
-  /** Ends a job: cancels its remaining tasks, frees its slots, records the final state. */
-  private async endJob(job: Job, state: JobState, failure: string): Promise<void> {
+  /**
+   * Ends a job: cancels its remaining tasks, frees its slots, records the final state. A job that
+   * ends FINISHED or CANCELED has its checkpoints deleted (savepoints stay); a FAILED job keeps
+   * them, so it can be resubmitted from its latest one (`--from-savepoint <job>-<id>`), like
+   * Flink's retained checkpoints.
+   * @param o.cancelTasks cancel the tasks even for FINISHED (stop-with-savepoint: they still run)
+   */
+  private async endJob(job: Job, state: JobState, failure: string, o: { cancelTasks?: boolean } = {}): Promise<void> {
     if (TERMINAL.has(job.state)) return;
     job.checkpoints?.stop('SHUTDOWN');
     job.failure = failure;
@@ -812,11 +1015,25 @@ export class JobManager {
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
     this.releaseSlots(job);
     await this.transition(job, state);
-    if (state !== 'FINISHED') {
+    if (state !== 'FINISHED' || o.cancelTasks) {
       for (const t of job.tasks.values()) if (!TERMINAL.has(t.state as JobState)) t.state = 'CANCELED';
       await this.cancelTasks(job, tmIds);
     }
     this.wakeWaiters();
+    if (job.spec.checkpoint && state !== 'FAILED') await this.discardCheckpoints(job);
+  }
+
+  /** Deletes an ended job's checkpoints, keeping its savepoints (best effort; logged). */
+  private async discardCheckpoints(job: Job): Promise<void> {
+    try {
+      for (const c of await this.checkpointStore.listCompleted(asJobId(job.jobId)))
+        if (!c.savepoint) await this.checkpointStore.delete(asJobId(job.jobId), c.checkpointId);
+    } catch (err) {
+      this.opts.log.warn(
+        { jobId: job.jobId, err: (err as Error).message },
+        'cannot delete the checkpoints of an ended job',
+      );
+    }
   }
 
   /** Gives the job's slots back to the pool. */
@@ -839,4 +1056,41 @@ export class JobManager {
       }),
     );
   }
+}
+
+/**
+ * Why the state of a savepoint taken by job `old` cannot be restored into job `next` (empty =
+ * it can). Key groups move between subtasks freely, so the parallelism may change; the number of
+ * key groups, the source splits and the keyed state's shape may not (Flink refuses the same).
+ */
+export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpec, nextGraph: JobGraph): string[] {
+  const p: string[] = [];
+  if (!next.checkpoint) p.push('checkpoint: a job restored from a savepoint needs a checkpoint: block');
+  if (old.maxParallelism !== next.maxParallelism)
+    p.push(`maxParallelism: the savepoint has ${old.maxParallelism} key groups, the job ${next.maxParallelism}`);
+  const splits = (g: JobGraph) => g.vertices.find((v) => v.id === 'source')?.parallelism ?? 0;
+  if (splits(oldGraph) !== splits(nextGraph))
+    p.push(
+      `source: the savepoint has positions for ${splits(oldGraph)} input split(s), the job reads ${splits(nextGraph)}`,
+    );
+  if (old.source.type !== next.source.type)
+    p.push(`source.type: the savepoint was taken reading ${old.source.type}, the job reads ${next.source.type}`);
+  const keyed = (s: JobSpec) =>
+    JSON.stringify(
+      s.steps
+        .filter((st) => st.kind === 'keyBy' || st.kind === 'window' || st.kind === 'aggregate')
+        .map((st) => (st.kind === 'window' ? { kind: st.kind, window: st.window } : st)),
+    );
+  if (keyed(old) !== keyed(next))
+    p.push(
+      'steps: keyBy, window and aggregate must be the same as in the job that took the savepoint (its window state has their shape)',
+    );
+  return p;
+}
+
+/** The sink a `sink-<role>.committer` state part belongs to writes to the same place in both specs. */
+function sameSinkTarget(part: string, a: JobSpec, b: JobSpec): boolean {
+  const role = /^sink-([A-Za-z]+)\./.exec(part)?.[1];
+  const pick = (s: JobSpec) => (role === 'deadLetter' ? s.deadLetter : role === 'late' ? s.lateData : s.sink);
+  return JSON.stringify(pick(a)) === JSON.stringify(pick(b));
 }

@@ -10,7 +10,16 @@ export type ToSlot =
   /** the cluster's settings, learnt when the TaskManager registers */
   | { t: 'cluster'; redisUrl: string; clusterId: string }
   | { t: 'checkpointComplete'; jobId: string; attempt: number; checkpointId: number }
-  | { t: 'triggerCheckpoint'; jobId: string; attempt: number; checkpointId: number; timestampMs: number; flags: number }
+  | {
+      t: 'triggerCheckpoint';
+      jobId: string;
+      attempt: number;
+      checkpointId: number;
+      timestampMs: number;
+      flags: number;
+      /** stop-with-savepoint: the sources halt after this barrier */
+      haltSources: boolean;
+    }
   /** frames for tasks in this slot, in arrival order */
   | { t: 'frames'; items: { taskKey: string; frame: Uint8Array }[] }
   | { t: 'credits'; items: { taskKey: string; key: string; credits: number }[] };

@@ -201,7 +201,7 @@ port.on('message', (msg: ToSlot) => {
     case 'triggerCheckpoint':
       for (const t of tasks.values()) {
         if (t.desc.jobId !== msg.jobId || t.desc.attempt !== msg.attempt || !t.isSource) continue;
-        if (!t.triggerCheckpoint(msg.checkpointId, msg.timestampMs, msg.flags)) {
+        if (!t.triggerCheckpoint(msg.checkpointId, msg.timestampMs, msg.flags, msg.haltSources)) {
           checkpoints.decline(t, msg.checkpointId, 'NOT_READY', 'the source has ended');
         }
       }

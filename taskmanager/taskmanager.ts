@@ -113,6 +113,7 @@ export class TaskManager {
           checkpointId: req.checkpointId,
           timestampMs: req.timestampMs,
           flags: req.flags,
+          haltSources: req.haltSources,
         });
         return {};
       }),

@@ -10,6 +10,10 @@ export type ErrorCode =
   | 'EXPR_INVALID'
   | 'EXPR_EVAL'
   | 'JOB_NOT_FOUND'
+  /** no completed savepoint or checkpoint with that id */
+  | 'CHECKPOINT_NOT_FOUND'
+  /** a savepoint's state does not fit the job submitted from it */
+  | 'SAVEPOINT_INCOMPATIBLE'
   | 'JOB_STATE'
   | 'NO_RESOURCES'
   | 'TASKMANAGER_LOST'

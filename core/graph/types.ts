@@ -97,13 +97,29 @@ export interface TaskDeploymentDescriptor {
   inputs: InputEdgeDesc[];
   outputs: OutputEdgeDesc[];
   /**
-   * State to restore before the task starts (a failover): the completed checkpoint and, for
-   * each part this task needs, which task of that checkpoint wrote it.
+   * State to restore before the task starts (a failover, or a job submitted from a savepoint):
+   * the completed checkpoint and, for each part this task needs, which task of that checkpoint wrote it.
    */
   restore?: TaskRestore;
+  /**
+   * Added to `attempt` to give the sinks' fencing epoch (`sinkEpoch`). 0 for a fresh job; for a
+   * job submitted from a savepoint, the last attempt of the job that took it, so the new job's
+   * sinks fence that job's zombies and their output (same files, same keys). Default 0.
+   */
+  epochBase?: number;
+}
+
+/**
+ * The fencing epoch of the task's transactional sinks: `attempt + epochBase`. It grows with every
+ * restart, and across a restore from a savepoint of another job.
+ */
+export function sinkEpoch(desc: Pick<TaskDeploymentDescriptor, 'attempt' | 'epochBase'>): number {
+  return desc.attempt + (desc.epochBase ?? 0);
 }
 
 export interface TaskRestore {
+  /** the job whose checkpoint this is, when not the task's own job (a restore from a savepoint) */
+  jobId?: string;
   checkpointId: number;
   /** the attempt that wrote the checkpoint's state */
   epoch: number;

@@ -51,6 +51,8 @@ const codeToStatus: Partial<Record<ErrorCode, grpc.status>> = {
   SPEC_NOT_FOUND: grpc.status.NOT_FOUND,
   EXPR_INVALID: grpc.status.INVALID_ARGUMENT,
   JOB_NOT_FOUND: grpc.status.NOT_FOUND,
+  CHECKPOINT_NOT_FOUND: grpc.status.NOT_FOUND,
+  SAVEPOINT_INCOMPATIBLE: grpc.status.FAILED_PRECONDITION,
   JOB_STATE: grpc.status.FAILED_PRECONDITION,
   NO_RESOURCES: grpc.status.RESOURCE_EXHAUSTED,
   REDIS_UNAVAILABLE: grpc.status.UNAVAILABLE,

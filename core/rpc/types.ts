@@ -54,6 +54,8 @@ export interface JobSummary {
 }
 export interface SubmitJobRequest {
   specJson: string;
+  /** `<job id>-<checkpoint id>` of a savepoint or retained checkpoint; '' = none */
+  fromSavepoint: string;
 }
 export interface SubmitJobResponse {
   jobId: string;
@@ -127,6 +129,39 @@ export interface TriggerCheckpointResponse {
   durationMs: number;
   stateBytes: number;
 }
+export interface TriggerSavepointRequest {
+  jobId: string;
+  /** stop the job once the savepoint completed */
+  stop: boolean;
+}
+export interface SavepointInfo {
+  /** `<job id>-<checkpoint id>` */
+  savepointId: string;
+  jobId: string;
+  jobName: string;
+  checkpointId: number;
+  /** ms since the epoch */
+  createdAtMs: number;
+  durationMs: number;
+  stateBytes: number;
+  /** the job's parallelism when it was taken */
+  parallelism: number;
+}
+export interface TriggerSavepointResponse {
+  savepoint: SavepointInfo;
+  /** the job's state after the call (FINISHED after a stop) */
+  state: JobState;
+}
+export interface ListSavepointsRequest {
+  /** '' = every job's */
+  jobId: string;
+}
+export interface ListSavepointsResponse {
+  savepoints: SavepointInfo[];
+}
+export interface DeleteSavepointRequest {
+  savepointId: string;
+}
 export interface AcknowledgeCheckpointRequest {
   taskmanagerId: string;
   jobId: string;
@@ -151,6 +186,8 @@ export interface TriggerTaskCheckpointRequest {
   checkpointId: number;
   timestampMs: number;
   flags: number;
+  /** stop-with-savepoint: sources read nothing more after this barrier */
+  haltSources: boolean;
 }
 export interface NotifyCheckpointCompleteRequest {
   jobId: string;

@@ -84,7 +84,10 @@ export class Task {
   private stopRequested = false;
   private reader: SourceReader | undefined;
   /** checkpoints triggered at this source, taken after the batch in hand */
-  private readonly triggers: { id: number; ts: number; flags: number }[] = [];
+  private readonly triggers: { id: number; ts: number; flags: number; halt: boolean }[] = [];
+  /** resolves when the task is canceled: a source halted by stop-with-savepoint waits on it */
+  private readonly cancelSignal: Promise<void>;
+  private signalCancel!: () => void;
   private sourceLoopEnded = false;
   /** exactly-once alignment of an input task (absent without checkpoints) */
   private readonly aligner: BarrierAligner | undefined;
@@ -112,6 +115,9 @@ export class Task {
       this.rejectDone = rej;
     });
     this.done.catch(() => {});
+    this.cancelSignal = new Promise((res) => {
+      this.signalCancel = res;
+    });
     this.gate = new OutputGate(desc, env.transport, env.config);
     this.chain = buildChain({
       desc,
@@ -144,11 +150,14 @@ export class Task {
   /**
    * Checkpoint `checkpointId` was triggered at this source: after the batch in hand it records
    * its position and watermark, emits barrier `checkpointId` on every output, writes its state
-   * and acknowledges. Returns false when the source has no more input to read (the caller declines).
+   * and acknowledges. With `halt` (stop-with-savepoint, Flink's synchronous savepoint) the source
+   * then reads nothing more, emits no watermark or status, and waits to be canceled: nothing is
+   * output after the savepoint that a job restored from it would output again.
+   * Returns false when the source has no more input to read (the caller declines).
    */
-  triggerCheckpoint(checkpointId: number, timestampMs: number, flags: number): boolean {
+  triggerCheckpoint(checkpointId: number, timestampMs: number, flags: number, halt = false): boolean {
     if (!this.isSource || this.sourceLoopEnded || this.cancelled) return false;
-    this.triggers.push({ id: checkpointId, ts: timestampMs, flags });
+    this.triggers.push({ id: checkpointId, ts: timestampMs, flags, halt });
     return true;
   }
 
@@ -270,7 +279,7 @@ export class Task {
     const parts = new Map<string, Uint8Array>();
     for (const p of r.parts) {
       const bytes = await cp.store.getTaskState({
-        jobId: asJobId(this.desc.jobId),
+        jobId: asJobId(r.jobId ?? this.desc.jobId),
         checkpointId: asCheckpointId(r.checkpointId),
         epoch: asEpoch(r.epoch),
         taskKey: asTaskKey(p.taskKey),
@@ -335,6 +344,7 @@ export class Task {
     this.cancelled = true;
     this.stopTimers();
     for (const l of this.chain.links) l.close?.();
+    this.signalCancel();
     this.resolveDone();
   }
 
@@ -355,6 +365,7 @@ export class Task {
     this.failed = true;
     this.stopTimers();
     for (const l of this.chain.links) l.close?.();
+    this.signalCancel();
     this.rejectDone(err);
   }
 
@@ -417,11 +428,19 @@ export class Task {
         }
         while (this.triggers.length > 0) {
           // the source's snapshot: where to read next, and its watermark state (BR-14, BR-17)
-          const t = this.triggers.shift() as { id: number; ts: number; flags: number };
+          const t = this.triggers.shift() as { id: number; ts: number; flags: number; halt: boolean };
           const state = { position: reader.position(), maxTimestamp: wmGen.maxTimestamp, emittedWatermark: emitted };
           const bytes = new TextEncoder().encode(JSON.stringify(state));
           this.gate.broadcastBarrier(t.id, t.ts, t.flags);
           this.persist(t.id, [[splitPart('source', this.desc.subtask), bytes]]);
+          if (t.halt) {
+            // stop-with-savepoint: the barrier is the last thing this source sends
+            this.gate.flush();
+            for (const later of this.triggers.splice(0))
+              this.env.checkpoints?.decline(this, later.id, 'NOT_READY', 'the source halted for stop-with-savepoint');
+            await this.cancelSignal;
+            break;
+          }
         }
         await this.waitForDownstream();
         // an unbounded source at the end of its input: look again shortly, without spinning

@@ -45,7 +45,12 @@ program
     8081,
   )
   .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
-  .action(async (o: { host: string; rpcPort: number; webPort: number; redis: string }) => {
+  .option(
+    '--checkpoint-interval <ms>',
+    'checkpoint jobs whose spec has no checkpoint: block every <ms> (env FLUXO_CHECKPOINT_INTERVAL_MS; other FLUXO_CHECKPOINT_* settings in the README)',
+    positiveInt('--checkpoint-interval', 1),
+  )
+  .action(async (o: { host: string; rpcPort: number; webPort: number; redis: string; checkpointInterval?: number }) => {
     const { runJobManagerProcess } = await import('./processes.js');
     await runJobManagerProcess(o);
   });

@@ -10,8 +10,12 @@ export async function runJobManagerProcess(o: {
   rpcPort: number;
   webPort: number;
   redis: string;
+  /** cluster default checkpoint interval, ms; overrides env FLUXO_CHECKPOINT_INTERVAL_MS */
+  checkpointInterval?: number;
 }): Promise<void> {
-  const config = loadClusterConfig(process.env, { redisUrl: o.redis });
+  const env = { ...process.env };
+  if (o.checkpointInterval !== undefined) env.FLUXO_CHECKPOINT_INTERVAL_MS = String(o.checkpointInterval);
+  const config = loadClusterConfig(env, { redisUrl: o.redis });
   const log = createLogger('jobmanager');
   const jm = new JobManager({ host: o.host, rpcPort: o.rpcPort, config, log });
   await jm.start();

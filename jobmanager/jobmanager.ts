@@ -675,6 +675,9 @@ export class JobManager {
     // not to whatever REDIS_URL each TaskManager happens to have
     if (spec.sink.type === 'redis' && !spec.sink.url)
       spec = { ...spec, sink: { ...spec.sink, url: this.opts.config.redisUrl } };
+    // the cluster's checkpoint defaults, for a spec without its own checkpoint: block
+    if (!spec.checkpoint && this.opts.config.checkpoint)
+      spec = { ...spec, checkpoint: { ...this.opts.config.checkpoint } };
     const graph = buildJobGraph(spec);
     let restoreFrom: Job['restoreFrom'];
     let epochBase = 0;

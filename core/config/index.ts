@@ -3,6 +3,8 @@
  * Constructors take the slice they need; nothing else reads `process.env` for these settings.
  * All durations are in ms.
  */
+import { type CheckpointConfig, type CheckpointMode, checkpointConfigProblems } from '../checkpoint/types.js';
+
 export interface ClusterConfig {
   /** Redis URL for job records (and checkpoints, later). Env `REDIS_URL`. Default redis://127.0.0.1:6379 */
   redisUrl: string;
@@ -25,6 +27,51 @@ export interface ClusterConfig {
    * (Flink's slot.request.timeout, 5 min). Env `FLUXO_SLOT_WAIT_MS`. Default 300000
    */
   slotWaitMs: number;
+  /**
+   * The cluster's default checkpoint settings, for jobs whose spec has no `checkpoint:` block (a
+   * job's own block wins as a whole); null = such jobs take no checkpoints. Set by env
+   * `FLUXO_CHECKPOINT_INTERVAL_MS` (or `fluxo jobmanager --checkpoint-interval`), with
+   * `FLUXO_CHECKPOINT_TIMEOUT_MS` (60000), `FLUXO_CHECKPOINT_MIN_PAUSE_MS` (0),
+   * `FLUXO_CHECKPOINT_RETAINED` (3), `FLUXO_CHECKPOINT_TOLERABLE_FAILURES` (0) and
+   * `FLUXO_CHECKPOINT_MODE` (exactly-once | at-least-once), the spec's defaults. Default null
+   */
+  checkpoint: CheckpointConfig | null;
+}
+
+/** The cluster checkpoint defaults from env, or null without FLUXO_CHECKPOINT_INTERVAL_MS. */
+function checkpointFromEnv(env: NodeJS.ProcessEnv, problems: string[]): CheckpointConfig | null {
+  if (!env.FLUXO_CHECKPOINT_INTERVAL_MS) return null;
+  const count = (name: string, def: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) {
+      problems.push(`${name}: expected an integer >= 0, got "${raw}"`);
+      return def;
+    }
+    return n;
+  };
+  const c: CheckpointConfig = {
+    intervalMs: intFromEnv(env, 'FLUXO_CHECKPOINT_INTERVAL_MS', 1000, problems),
+    timeoutMs: intFromEnv(env, 'FLUXO_CHECKPOINT_TIMEOUT_MS', 60_000, problems),
+    minPauseMs: count('FLUXO_CHECKPOINT_MIN_PAUSE_MS', 0),
+    retained: intFromEnv(env, 'FLUXO_CHECKPOINT_RETAINED', 3, problems),
+    tolerableFailures: count('FLUXO_CHECKPOINT_TOLERABLE_FAILURES', 0),
+    mode: (env.FLUXO_CHECKPOINT_MODE || 'exactly-once') as CheckpointMode,
+  };
+  const envName: Record<string, string> = {
+    intervalMs: 'INTERVAL_MS',
+    timeoutMs: 'TIMEOUT_MS',
+    minPauseMs: 'MIN_PAUSE_MS',
+    retained: 'RETAINED',
+    tolerableFailures: 'TOLERABLE_FAILURES',
+    mode: 'MODE',
+  };
+  for (const p of checkpointConfigProblems(c)) {
+    const field = p.slice(0, p.indexOf(':'));
+    problems.push(`FLUXO_CHECKPOINT_${envName[field] ?? field}${p.slice(field.length)}`);
+  }
+  return c;
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, def: number, problems: string[]): number {
@@ -57,6 +104,7 @@ export function loadClusterConfig(
     channelCredits: intFromEnv(env, 'FLUXO_CHANNEL_CREDITS', 8, problems),
     bufferTimeoutMs: intFromEnv(env, 'FLUXO_BUFFER_TIMEOUT_MS', 50, problems),
     slotWaitMs: intFromEnv(env, 'FLUXO_SLOT_WAIT_MS', 300_000, problems),
+    checkpoint: checkpointFromEnv(env, problems),
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   };
   if (!/^[A-Za-z0-9_.-]+$/.test(cfg.clusterId)) problems.push('FLUXO_CLUSTER_ID: only letters, digits, _ . - allowed');

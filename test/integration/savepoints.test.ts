@@ -92,6 +92,8 @@ describe('savepoints and rescaling', () => {
     cluster = await startCluster({
       redisUrl: redis.url,
       clusterId: 'savepoints',
+      // cluster checkpoint defaults, for jobs without a checkpoint: block (last test)
+      jmEnv: { FLUXO_CHECKPOINT_INTERVAL_MS: '250', FLUXO_CHECKPOINT_RETAINED: '2' },
       taskmanagers: [
         { id: 'tm-1', slots: 2 },
         { id: 'tm-2', slots: 2 },
@@ -249,4 +251,22 @@ describe('savepoints and rescaling', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('is not a savepoint id');
   }, 120_000);
+
+  it('checkpoints a job without a checkpoint: block with the cluster defaults', async () => {
+    const input = join(dir, 'defaults.csv');
+    writeFileSync(input, `${header}\n${lines.slice(0, 300).join('\n')}\n`);
+    const s = spec('defaults', input, join(dir, 'defaults.jsonl'), true) as Record<string, unknown>;
+    delete s.checkpoint;
+    delete s.restart;
+    const job = await submit([writeSpec('defaults.json', s)]);
+    const j = await waitFor(
+      async () => {
+        const d = (await cluster.job(job)) as RestJob & { checkpoints: { completed: number } | null };
+        return d.checkpoints && d.checkpoints.completed >= 2 ? d : undefined;
+      },
+      { timeoutMs: 30_000, message: () => `job ${job} took no checkpoints with the cluster defaults` },
+    );
+    expect(j.job.state).toBe('RUNNING');
+    await cluster.cli(['cancel', job]);
+  }, 60_000);
 });

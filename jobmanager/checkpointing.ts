@@ -72,6 +72,11 @@ export class JobCheckpointing {
   private manualQueue: { resolve: (c: CompletedCheckpoint) => void; reject: (e: Error) => void }[] = [];
   /** a stop-with-savepoint was triggered: the sources halt at its barrier, no more checkpoints */
   private halting = false;
+
+  /** true once a stop-with-savepoint reached the sources (they halt at its barrier) */
+  get sourcesHalting(): boolean {
+    return this.halting;
+  }
   completed = 0;
   failed = 0;
   latest: CompletedCheckpoint | null = null;

@@ -360,11 +360,15 @@ export class JobManager {
       );
     }
     const attempt = job.attempt;
+    const checkpoints = job.checkpoints;
+    const wasHalting = checkpoints.sourcesHalting;
     let c: CompletedCheckpoint;
     try {
-      c = await job.checkpoints.triggerSavepoint(stop);
+      c = await checkpoints.triggerSavepoint(stop);
     } catch (err) {
-      if (stop && job.attempt === attempt && job.state === 'RUNNING') {
+      // refused before any trigger went out: the job runs on untouched; after the trigger its
+      // sources are halting, and only a failover gets them going again
+      if (stop && !wasHalting && checkpoints.sourcesHalting && job.attempt === attempt && job.state === 'RUNNING') {
         await this.failJob(job, `stop with savepoint failed: ${(err as Error).message}`);
         throw new EngineError(
           'JOB_STATE',

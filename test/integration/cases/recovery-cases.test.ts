@@ -166,7 +166,12 @@ describe('recovery cases on a real cluster (BR-14, BR-15, BR-17, BR-20)', () => 
     const jobId = await cliOk(['submit', spec]);
     await waitReadings(jobId, c.checkpointAfter, `${name} lines 1..${c.checkpointAfter}`);
     await cliOk(['checkpoint', jobId]);
-    // the checkpoint has completed: exactly the rows fired by line N are committed
+    // the checkpoint has completed; its completion notice reaches the sinks just after the CLI
+    // returns, and then exactly the rows fired by line N are committed
+    await waitFor(async () => readLines(out).length >= c.committedAtCheckpoint || undefined, {
+      timeoutMs: 15_000,
+      message: () => `${name}: rows of the checkpoint after line ${c.checkpointAfter} not committed`,
+    });
     expect(readLines(out), `${name}: committed at the checkpoint after line ${c.checkpointAfter}`).toHaveLength(
       c.committedAtCheckpoint,
     );

@@ -178,11 +178,19 @@ export interface Chain {
 
 /**
  * The fencing epoch of a task's transactional sinks (file and redis), or `undefined` when its
- * sinks write directly (no checkpoints, or `at-least-once`). Today the job attempt (0 for the first
- * run, +1 per restart). The ONE place it is computed: both sinks get it from here.
+ * sinks write directly (no checkpoints, or `at-least-once`). Today the job attempt (the JobManager
+ * numbers a job's first run 1, +1 per restart). The ONE place it is computed: both sinks get it from here.
  */
 export function transactionalEpoch(desc: TaskDeploymentDescriptor): number | undefined {
   return desc.spec.checkpoint?.mode === 'exactly-once' ? desc.attempt : undefined;
+}
+
+/**
+ * True for a task of a job's first run, whose redis sinks may take their key prefix over from
+ * another job. The JobManager numbers the first attempt 1; descriptors built by hand may use 0.
+ */
+function isFirstAttempt(desc: TaskDeploymentDescriptor): boolean {
+  return desc.attempt <= 1;
 }
 
 /**
@@ -236,7 +244,8 @@ export function buildChain(ctx: ChainContext): Chain {
           link = sink;
         } else {
           const epoch = transactionalEpoch(ctx.desc);
-          const tx = epoch === undefined ? undefined : { jobId: ctx.desc.jobId, epoch, claim: ctx.desc.attempt === 0 };
+          const tx =
+            epoch === undefined ? undefined : { jobId: ctx.desc.jobId, epoch, claim: isFirstAttempt(ctx.desc) };
           const sink = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters, o.role, tx);
           if (sink.transactional) sinks.push(sink);
           link = sink;

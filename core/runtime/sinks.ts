@@ -203,7 +203,7 @@ export interface RedisSinkTransaction {
   jobId: string;
   /** the attempt's fencing epoch (`transactionalEpoch` in chain.ts) */
   epoch: number;
-  /** true for a job's first attempt (attempt 0): its begin may take the key prefix over from another job */
+  /** true for a task of a job's first run: its begin may take the key prefix over from another job */
   claim: boolean;
 }
 

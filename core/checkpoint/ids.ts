@@ -19,7 +19,7 @@ export type JobId = Brand<string, 'JobId'>;
  */
 export type CheckpointId = Brand<number, 'CheckpointId'>;
 /**
- * The job attempt number (0 for the first run, +1 per restart), used as a fencing epoch: an
+ * The job attempt number (the JobManager numbers the first run 1, +1 per restart), used as a fencing epoch: an
  * acknowledgement, state write or sink commit carrying another epoch than the current one comes
  * from a zombie task of an earlier attempt and must have no effect.
  */

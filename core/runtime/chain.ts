@@ -1,6 +1,6 @@
 import { keyGroupPart } from '../checkpoint/types.js';
 import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
-import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
+import { type OperatorDesc, sinkEpoch, type TaskDeploymentDescriptor } from '../graph/types.js';
 import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
 import { keyGroupRange } from '../state/keygroups.js';
@@ -178,11 +178,12 @@ export interface Chain {
 
 /**
  * The fencing epoch of a task's transactional sinks (file and redis), or `undefined` when its
- * sinks write directly (no checkpoints, or `at-least-once`). Today the job attempt (the JobManager
- * numbers a job's first run 1, +1 per restart). The ONE place it is computed: both sinks get it from here.
+ * sinks write directly (no checkpoints, or `at-least-once`): `sinkEpoch(desc)`, the job attempt
+ * (the JobManager numbers a job's first run 1, +1 per restart) plus the epoch base of a job
+ * submitted from a savepoint. The ONE place it is computed: both sinks get it from here.
  */
 export function transactionalEpoch(desc: TaskDeploymentDescriptor): number | undefined {
-  return desc.spec.checkpoint?.mode === 'exactly-once' ? desc.attempt : undefined;
+  return desc.spec.checkpoint?.mode === 'exactly-once' ? sinkEpoch(desc) : undefined;
 }
 
 /**
@@ -239,7 +240,11 @@ export function buildChain(ctx: ChainContext): Chain {
         break;
       case 'sink':
         if (isLineSinkSpec(o.sink)) {
-          const sink = new LineSink(o.sink, o.fields, ctx.counters, o.role, transactionalEpoch(ctx.desc));
+          // at-least-once: a restored task appends to what the failed attempt wrote (rows after
+          // the checkpoint come again: duplicates, never losses); a fresh one starts the file anew
+          const sink = new LineSink(o.sink, o.fields, ctx.counters, o.role, transactionalEpoch(ctx.desc), {
+            append: ctx.desc.restore !== undefined,
+          });
           sinks.push(sink);
           link = sink;
         } else {

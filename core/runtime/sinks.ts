@@ -58,8 +58,10 @@ export class LineSink implements Downstream, TransactionalSink {
     readonly fields: FieldDesc[],
     private readonly counters: TaskCounters,
     readonly role: OutputTag,
-    /** the job attempt, when the job takes checkpoints: output becomes visible only at completed checkpoints */
+    /** the sink's fencing epoch when the job takes exactly-once checkpoints: output becomes visible only at completed checkpoints */
     transactionalEpoch?: number,
+    /** a file written directly (not transactional) is appended to instead of truncated (an at-least-once restore). Default false */
+    direct: { append?: boolean } = {},
   ) {
     this.render = jsonLineRenderer(fields);
     this.slow = role === 'main' && (faults()?.sinkDelayMs ?? 0) > 0;
@@ -72,7 +74,7 @@ export class LineSink implements Downstream, TransactionalSink {
       let fd: number;
       try {
         mkdirSync(dirname(spec.path), { recursive: true });
-        fd = openSync(spec.path, 'w');
+        fd = openSync(spec.path, direct.append ? 'a' : 'w');
       } catch (err) {
         throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${ioReason(err)}`, {
           cause: err,

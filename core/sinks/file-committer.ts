@@ -95,7 +95,7 @@ export const DEFAULT_KEEP_COMMITS = 1000;
 export interface FileCommitterOptions {
   /** the final output file, as users see it; its folder is created when missing */
   path: string;
-  /** this job attempt: 0 for the first run, +1 per restart (the fencing epoch) */
+  /** the fencing epoch: `sinkEpoch` of the task (the job attempt, 1 for the first run, +1 per restart, plus the epoch base of a job restored from a savepoint) */
   epoch: Epoch;
   /**
    * Manifest entries kept, ≥ 1, default 1000. The manifest is rewritten on every commit, so it is

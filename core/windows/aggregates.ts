@@ -3,8 +3,18 @@
  *
  * Each window's accumulator is `stride` consecutive doubles in a caller-owned `number[]` at
  * `base`. Slot 0 is always the number of rows added. Then, per distinct input field, only the
- * slots its aggregates need: non-null count, sum, min, max. Example for
- * `count, avg(t), min(t), max(t)`: `[rows, t.n, t.sum, t.min, t.max]` (stride 5).
+ * slots its aggregates need: non-null count, sum (`SUM_SLOTS` partials), min, max. Example for
+ * `count, avg(t), min(t), max(t)`: `[rows, t.n, t.sum ×4, t.min, t.max]` (stride 8).
+ *
+ * Sums are exact until the result is read: floating-point addition is not associative, so a plain
+ * running sum would depend on the order readings arrive in, and that order differs between runs
+ * when a window's readings come over several channels (and after a restore). The sum is kept as
+ * Shewchuk's non-overlapping partials (J. R. Shewchuk, "Adaptive Precision Floating-Point
+ * Arithmetic and Fast Robust Geometric Predicates", 1997; the algorithm of Python's `math.fsum`),
+ * whose total is the exact sum, and is rounded once, correctly, when the window fires: the same
+ * readings give the same `sum` and `avg` bits in any order. `SUM_SLOTS` partials cover values
+ * spanning about 200 binary orders of magnitude in one window; beyond that the two smallest are
+ * added (rounded), which no sensor data comes near.
  *
  * Semantics (SQL-like): `count` without a field counts rows; `count(f)` counts rows where `f` is
  * a number. `sum`, `avg`, `min`, `max` ignore values that are not numbers (null, missing); when a
@@ -13,6 +23,72 @@
  */
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row } from '../spec/types.js';
+
+/** Doubles a sum keeps: its non-overlapping partials, increasing magnitude, 0 = unused. */
+export const SUM_SLOTS = 4;
+
+/**
+ * Adds `x` exactly to the partials at `p[base .. base + SUM_SLOTS)` (Shewchuk's grow-expansion,
+ * as in Python's msum). A non-finite value makes the sum non-finite (Infinity, or NaN for +∞ + −∞).
+ */
+export function addToSum(p: number[], base: number, x: number): void {
+  const first = p[base];
+  if (!Number.isFinite(first)) {
+    p[base] = first + x; // NaN or ±Infinity stays (or becomes NaN)
+    return;
+  }
+  if (!Number.isFinite(x)) {
+    p[base] = x;
+    for (let j = 1; j < SUM_SLOTS; j++) p[base + j] = 0;
+    return;
+  }
+  let i = 0;
+  let j = 0;
+  for (; j < SUM_SLOTS; j++) {
+    let y = p[base + j];
+    if (y === 0) break;
+    if (Math.abs(x) < Math.abs(y)) {
+      const t = x;
+      x = y;
+      y = t;
+    }
+    const hi = x + y;
+    const lo = y - (hi - x);
+    if (lo !== 0) p[base + i++] = lo;
+    x = hi;
+  }
+  if (i === SUM_SLOTS) {
+    // no slot left for x: fold the two smallest partials into one (the only rounding)
+    p[base + 1] += p[base];
+    for (let k = 0; k < SUM_SLOTS - 1; k++) p[base + k] = p[base + k + 1];
+    i = SUM_SLOTS - 1;
+  }
+  p[base + i++] = x;
+  for (; i < j; i++) p[base + i] = 0;
+}
+
+/** The correctly rounded total of the partials at `p[base ..]` (Python's math.fsum ending). */
+export function readSum(p: number[], base: number): number {
+  if (!Number.isFinite(p[base])) return p[base];
+  let n = 0;
+  while (n < SUM_SLOTS && p[base + n] !== 0) n++;
+  if (n === 0) return 0;
+  let hi = p[base + --n];
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = p[base + --n];
+    hi = x + y;
+    lo = y - (hi - x);
+    if (lo !== 0) break;
+  }
+  if (n > 0 && ((lo < 0 && p[base + n - 1] < 0) || (lo > 0 && p[base + n - 1] > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    if (y === x - hi) hi = x;
+  }
+  return hi;
+}
 
 interface FieldSlots {
   name: string;
@@ -90,7 +166,10 @@ class CompiledAggregates implements AggregateLayout {
       switch (s.kind) {
         case 'sum':
         case 'avg':
-          if (f.sum < 0) f.sum = next++;
+          if (f.sum < 0) {
+            f.sum = next;
+            next += SUM_SLOTS;
+          }
           this.push(s.kind === 'sum' ? Out.Sum : Out.Avg, f.n, f.sum);
           break;
         case 'min':
@@ -136,7 +215,7 @@ class CompiledAggregates implements AggregateLayout {
       const v = row[f.name];
       if (typeof v !== 'number') continue;
       acc[base + f.n]++;
-      if (f.sum >= 0) acc[base + f.sum] += v;
+      if (f.sum >= 0) addToSum(acc, base + f.sum, v);
       if (f.min >= 0 && v < acc[base + f.min]) acc[base + f.min] = v;
       if (f.max >= 0 && v > acc[base + f.max]) acc[base + f.max] = v;
     }
@@ -146,7 +225,9 @@ class CompiledAggregates implements AggregateLayout {
     dst[dstBase] += src[srcBase];
     for (const f of this.fields) {
       dst[dstBase + f.n] += src[srcBase + f.n];
-      if (f.sum >= 0) dst[dstBase + f.sum] += src[srcBase + f.sum];
+      if (f.sum >= 0)
+        for (let j = 0; j < SUM_SLOTS && src[srcBase + f.sum + j] !== 0; j++)
+          addToSum(dst, dstBase + f.sum, src[srcBase + f.sum + j]);
       if (f.min >= 0) dst[dstBase + f.min] = Math.min(dst[dstBase + f.min], src[srcBase + f.min]);
       if (f.max >= 0) dst[dstBase + f.max] = Math.max(dst[dstBase + f.max], src[srcBase + f.max]);
     }
@@ -164,10 +245,10 @@ class CompiledAggregates implements AggregateLayout {
           out[name] = n;
           break;
         case Out.Sum:
-          out[name] = n > 0 ? acc[base + b] : null;
+          out[name] = n > 0 ? readSum(acc, base + b) : null;
           break;
         case Out.Avg:
-          out[name] = n > 0 ? acc[base + b] / n : null;
+          out[name] = n > 0 ? readSum(acc, base + b) / n : null;
           break;
         case Out.Min:
         case Out.Max:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../../core/spec/types.js';
-import { compileAggregates } from '../../../core/windows/aggregates.js';
+import { compileAggregates, SUM_SLOTS } from '../../../core/windows/aggregates.js';
 
 const all = [
   { output: 'count', kind: 'count' },
@@ -13,7 +13,7 @@ const all = [
 describe('compiled aggregates', () => {
   it('keeps only the slots the aggregates need', () => {
     expect(compileAggregates([{ output: 'count', kind: 'count' }]).stride).toBe(1);
-    expect(compileAggregates([...all]).stride).toBe(5); // rows, n, sum, min, max
+    expect(compileAggregates([...all]).stride).toBe(4 + SUM_SLOTS); // rows, n, sum partials, min, max
   });
 
   it('computes count, avg, min, max and sum', () => {

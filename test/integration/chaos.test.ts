@@ -151,6 +151,8 @@ interface JobRun {
   /** the job's status once FINISHED */
   doc: JobDoc;
   ms: number;
+  /** the savepoint the job was stopped with (`stopWithSavepoint`) */
+  savepoint?: string;
 }
 
 describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protocol', () => {
@@ -223,6 +225,7 @@ describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protoco
    * @param o.inputOf read the (complete) input files of that earlier run instead of new ones, no
    *   feed: a job restored from that run's savepoint must read the files its positions refer to
    * @param o.submitArgs more `fluxo submit` arguments (e.g. a savepoint to restore)
+   * @param o.stopWithSavepoint end with `fluxo stop --savepoint` instead of a drain
    */
   async function runJob(
     c: TestCluster,
@@ -232,6 +235,7 @@ describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protoco
       until: (jobId: string) => Promise<unknown>;
       inputOf?: string;
       submitArgs?: string[];
+      stopWithSavepoint?: boolean;
     },
   ): Promise<JobRun> {
     const started = Date.now();
@@ -266,12 +270,13 @@ describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protoco
     })();
     await Promise.all([feed, o.until(jobId)]);
 
-    const stop = await c.cli(['stop', jobId], 60_000);
+    const stop = await c.cli(['stop', jobId, ...(o.stopWithSavepoint ? ['--savepoint'] : [])], 60_000);
     if (stop.code !== 0) throw new Error(`stop ${o.name} exited ${stop.code}: ${stop.stdout} ${stop.stderr}`);
+    const savepoint = o.stopWithSavepoint ? /savepoint (\S+) of job/.exec(stop.stdout)?.[1] : undefined;
     const doc = (await c.waitForState(jobId, 'FINISHED', 60_000)) as JobDoc;
     const at = (doc.checkpoints?.history ?? []).map((h) => `#${h.id} ${h.status} @${h.triggeredAtMs - feedStart}`);
     console.log(`${o.name}: checkpoints of the last attempt, ms after the feed started: ${at.join(', ')}`);
-    return { jobId, rows: committedRows(sink), doc, ms: Date.now() - started };
+    return { jobId, rows: committedRows(sink), doc, ms: Date.now() - started, savepoint };
   }
 
   const job = async (c: TestCluster, id: string) => (await c.job(id)) as JobDoc;
@@ -441,6 +446,83 @@ describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protoco
       );
     });
   }
+
+  it('the same with a restore at another parallelism: killed at p=2, stopped with a savepoint, resumed at p=3 and killed again', async () => {
+    const ref = await referenceRun();
+    const fault: Fault = { fault: 'crash@alignment:3', victim: 'tm-1', victimRuns: 'window-0' };
+    const cc = await startChaosCluster(fault);
+    const c = cc.cluster;
+    const marker = join(cc.onceDir, fault.fault.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    let first: JobRun;
+    let second: JobRun;
+    let killed = '';
+    try {
+      // p=2: the alignment fault kills tm-1, the job fails over to the spare; once attempt 2 has
+      // a checkpoint of its own, it is stopped with a savepoint
+      first = await runJob(c, {
+        name: 'rescale-p2',
+        stopWithSavepoint: true,
+        until: (jobId) =>
+          waitFor(
+            async () => {
+              const j = await job(c, jobId);
+              assertNotEnded(j);
+              return existsSync(marker) && j.job.attempt >= 2 && (j.checkpoints?.completed ?? 0) >= 1;
+            },
+            { timeoutMs: 60_000, message: 'rescale-p2: fault fired and attempt 2 checkpointed' },
+          ),
+      });
+      expect(first.savepoint).toMatch(/^[0-9a-f]{16}-\d+$/);
+      // four live TaskManagers: p=3 and one spare
+      await c.startTaskManager('tm-4', 1);
+      await c.startTaskManager('tm-5', 1);
+      // p=3 from the savepoint, over the same (now complete) files; after its first checkpoint the
+      // TaskManager running window-2 is SIGKILLed from outside, and it fails over at p=3
+      second = await runJob(c, {
+        name: 'rescale-p3',
+        parallelism: 3,
+        inputOf: 'rescale-p2',
+        submitArgs: ['--from-savepoint', first.savepoint as string],
+        until: async (jobId) => {
+          const j = await waitFor(
+            async () => {
+              const d = await job(c, jobId);
+              assertNotEnded(d);
+              return d.job.state === 'RUNNING' && (d.checkpoints?.completed ?? 0) >= 1 ? d : undefined;
+            },
+            { timeoutMs: 60_000, message: 'rescale-p3: a checkpoint' },
+          );
+          expect(j.vertices.find((v) => v.id === 'window')?.parallelism).toBe(3);
+          killed = j.tasks.find((t) => t.taskId === 'window-2')?.taskmanagerId as string;
+          c.tms.get(killed)?.signal('SIGKILL');
+          await waitFor(
+            async () => {
+              const d = await job(c, jobId);
+              assertNotEnded(d);
+              return d.job.attempt >= 2 && d.job.state === 'RUNNING';
+            },
+            { timeoutMs: 60_000, message: 'rescale-p3: failed over' },
+          );
+        },
+      });
+    } finally {
+      await c.stop();
+    }
+    expect(first.doc.job.attempt).toBe(2);
+    expect(second.doc.job.attempt).toBe(2);
+    expect(second.doc.exceptions[0].reason).toContain(`TaskManager ${killed}`);
+    // the first job's file holds the windows fired before the savepoint, the second job's the
+    // rest: together exactly the failure-free rows, none twice
+    const all = [...first.rows, ...second.rows].sort((a, b) => {
+      const ka = rowKey(a);
+      const kb = rowKey(b);
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+    expect(first.rows.length).toBeGreaterThan(0);
+    expect(second.rows.length).toBeGreaterThan(0);
+    expect(duplicates(all)).toEqual([]);
+    expect(all).toEqual(ref.rows);
+  });
 
   /**
    * Determinism across channel interleavings: the lines are dealt alternately (consecutive readings

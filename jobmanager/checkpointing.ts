@@ -13,7 +13,8 @@ import type { Logger } from '../core/log/index.js';
 /** One line of a job's checkpoint history, as the status shows it. */
 export interface CheckpointRecord {
   id: number;
-  status: 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
+  /** ABORTED: ended by the job (finished, failing over, stopping) or subsumed by a newer one, not a failure */
+  status: 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'ABORTED';
   savepoint: boolean;
   triggeredAtMs: number;
   durationMs?: number;
@@ -33,10 +34,14 @@ export interface JobCheckpointingOptions {
   /** completed checkpoints of earlier attempts (ids continue after the newest; old ones count towards `retained`) */
   restored?: CompletedCheckpoint[];
   /**
-   * The first checkpoint id when `restored` is empty (a job restored from another job's
-   * savepoint continues after the savepoint's id, as its sinks' commits require). Default 1
+   * The least first checkpoint id: ids continue after the newest of `restored` and after this.
+   * The JobManager passes one more than the highest id any earlier attempt triggered (ids are
+   * never reused, so an id names one checkpoint of the job), or one more than the savepoint's id
+   * for a job restored from another job's savepoint (its sinks' commits need ids above it). Default 1
    */
   firstCheckpointId?: number;
+  /** counts of earlier attempts, carried on so the status counts the job's checkpoints */
+  prior?: { completed: number; failed: number; aborted: number };
   /**
    * Sends the trigger of checkpoint `id` to the TaskManagers running the sources; `haltSources`
    * (stop-with-savepoint) makes them read nothing more after its barrier.
@@ -52,6 +57,9 @@ export interface JobCheckpointingOptions {
 }
 
 const HISTORY = 20;
+
+/** Abort reasons that are not failures of the checkpoint: the attempt ended, or a newer one won. */
+const ENDED_BY_THE_JOB: ReadonlySet<string> = new Set(['SHUTDOWN', 'JOB_FAILOVER', 'TASK_NOT_RUNNING', 'SUBSUMED']);
 
 /**
  * The JobManager's driver of one job attempt's checkpoints: it owns the pure
@@ -79,6 +87,10 @@ export class JobCheckpointing {
   }
   completed = 0;
   failed = 0;
+  /** aborted because the job ended, failed over or stopped, or subsumed: not failures */
+  aborted = 0;
+  /** the highest checkpoint id this attempt triggered (0: none) */
+  lastTriggeredId = 0;
   latest: CompletedCheckpoint | null = null;
 
   constructor(private readonly o: JobCheckpointingOptions) {
@@ -90,19 +102,27 @@ export class JobCheckpointing {
       tasks: o.tasks.map(asTaskKey),
       startedAtMs: Date.now(),
       restored: o.restored,
-      firstCheckpointId:
-        o.restored && o.restored.length > 0
-          ? asCheckpointId(o.restored[o.restored.length - 1].checkpointId + 1)
-          : o.firstCheckpointId !== undefined
-            ? asCheckpointId(o.firstCheckpointId)
-            : undefined,
+      firstCheckpointId: asCheckpointId(
+        Math.max(
+          o.restored && o.restored.length > 0 ? o.restored[o.restored.length - 1].checkpointId + 1 : 1,
+          o.firstCheckpointId ?? 1,
+        ),
+      ),
     });
     this.latest = o.restored && o.restored.length > 0 ? o.restored[o.restored.length - 1] : null;
+    if (o.prior) {
+      this.completed = o.prior.completed;
+      this.failed = o.prior.failed;
+      this.aborted = o.prior.aborted;
+    }
     for (const t of o.tasks) this.coordinator.taskRunning(asTaskKey(t));
   }
 
   start(): void {
-    this.timer = setInterval(() => this.onTick(), this.o.tickMs ?? 100);
+    // often enough that a timeout or an interval is kept to within a quarter of it (10–100 ms)
+    const { intervalMs, timeoutMs } = this.o.config;
+    const tick = this.o.tickMs ?? Math.max(10, Math.min(100, Math.floor(Math.min(intervalMs, timeoutMs) / 4)));
+    this.timer = setInterval(() => this.onTick(), tick);
     this.timer.unref();
   }
 
@@ -145,6 +165,7 @@ export class JobCheckpointing {
     if (r.outcome === 'REFUSED')
       return Promise.reject(new EngineError('JOB_STATE', `cannot take a savepoint: ${r.reason}`));
     if (halt) this.halting = true;
+    this.lastTriggeredId = Math.max(this.lastTriggeredId, r.checkpointId);
     this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: true, triggeredAtMs: r.timestampMs });
     const done = new Promise<CompletedCheckpoint>((resolve, reject) => {
       this.waiting.set(r.checkpointId, { resolve, reject });
@@ -191,6 +212,7 @@ export class JobCheckpointing {
     return {
       completed: this.completed,
       failed: this.failed,
+      aborted: this.aborted,
       inProgress: this.history.filter((h) => h.status === 'IN_PROGRESS').length,
       latest: this.latest
         ? {
@@ -208,6 +230,7 @@ export class JobCheckpointing {
     const now = Date.now();
     const r = this.coordinator.trigger(now, { manual });
     if (r.outcome === 'REFUSED') return r.reason;
+    this.lastTriggeredId = Math.max(this.lastTriggeredId, r.checkpointId);
     this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: r.savepoint, triggeredAtMs: r.timestampMs });
     this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags, false).catch((err: Error) => {
       this.o.log.warn(
@@ -298,11 +321,13 @@ export class JobCheckpointing {
   }
 
   private onAborted(a: AbortedCheckpoint, detail?: string): void {
-    this.failed++;
+    const failure = !ENDED_BY_THE_JOB.has(a.reason);
+    if (failure) this.failed++;
+    else this.aborted++;
     const text = this.failureText(a) + (detail ? `: ${detail}` : '');
     const h = this.history.find((x) => x.id === a.checkpointId);
     if (h) {
-      h.status = 'FAILED';
+      h.status = failure ? 'FAILED' : 'ABORTED';
       h.failure = text;
     }
     this.o.log.warn(

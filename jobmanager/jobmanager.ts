@@ -93,6 +93,10 @@ interface Job {
   scheduling?: boolean;
   /** the attempt's checkpointing, when the spec asks for checkpoints */
   checkpoints?: JobCheckpointing;
+  /** the last attempt's checkpoint stats, shown while the job restarts, and carried on */
+  previousCheckpoints?: ReturnType<JobCheckpointing['stats']>;
+  /** the highest checkpoint id any attempt triggered: the next attempt's ids continue after it */
+  lastCheckpointId: number;
   /** jobs with checkpoints restart after failures under this strategy; others fail */
   restartStrategy?: RestartStrategy;
   /** failures and restarts, oldest first (the status's exceptions) */
@@ -184,7 +188,7 @@ export class JobManager {
         if (!job.checkpoints || job.state !== 'RUNNING') {
           throw new EngineError(
             'JOB_STATE',
-            job.checkpoints
+            job.spec.checkpoint
               ? `job ${job.jobId} is ${job.state}, not RUNNING`
               : `job ${job.jobId} has no checkpoint: block in its spec`,
           );
@@ -258,7 +262,11 @@ export class JobManager {
     this.checkpointRedis.disconnect();
   }
 
-  /** Jobs found in Redis from an earlier JobManager: finished ones are listed; running ones cannot be resumed yet and are marked FAILED. */
+  /**
+   * Jobs found in Redis from an earlier JobManager: ended ones are listed; running ones are not
+   * resumed yet: they are marked FAILED, keeping their checkpoints, and the failure names the
+   * latest one to resubmit from.
+   */
   private async recoverJobs(): Promise<void> {
     for (const id of await this.store.listIds()) {
       const rec = await this.store.load(id);
@@ -287,10 +295,17 @@ export class JobManager {
         tasks: new Map(),
         exceptions: [],
         epochBase: 0,
+        lastCheckpointId: 0,
       };
       if (!TERMINAL.has(job.state)) {
         job.state = 'FAILED';
-        job.failure = 'the JobManager restarted while the job ran (recovery comes with checkpoints)';
+        // a new JobManager does not resume running jobs yet: their retained checkpoints do
+        const latest = spec.checkpoint
+          ? await this.checkpointStore.latestCompleted(asJobId(job.jobId)).catch(() => null)
+          : null;
+        job.failure = latest
+          ? `the JobManager restarted while the job ran; resume it with fluxo submit <spec> --from-savepoint ${savepointIdOf(job.jobId, latest.checkpointId)}`
+          : 'the JobManager restarted while the job ran, and it has no completed checkpoint to resume from';
         job.endedAtMs = Date.now();
         await this.store.save(this.record(job));
       }
@@ -386,48 +401,64 @@ export class JobManager {
     return { savepoint: info, state: job.state };
   }
 
-  /** Savepoints of one job, or of every job this JobManager knows, oldest first. */
+  /**
+   * Savepoints, and retained checkpoints of FAILED jobs (`retained: true`), of one job or of every
+   * job this JobManager knows, oldest first: everything `submit --from-savepoint` and
+   * `savepoints delete` take that outlives its job.
+   */
   async listSavepoints(jobId?: string): Promise<SavepointInfo[]> {
     const jobs = jobId ? [this.getJob(jobId)] : [...this.jobs.values()];
     const out: SavepointInfo[] = [];
     for (const job of jobs) {
       if (!job.spec.checkpoint) continue;
       for (const c of await this.checkpointStore.listCompleted(asJobId(job.jobId)))
-        if (c.savepoint) out.push(this.savepointInfo(job, c));
+        if (c.savepoint || job.state === 'FAILED') out.push(this.savepointInfo(job, c));
     }
     return out.sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
   /**
-   * Deletes a savepoint's metadata and state. A job restored from it and without a checkpoint of
-   * its own yet could not fail over any more (like Flink's NO_CLAIM restore mode, the user owns it).
-   * @throws EngineError CHECKPOINT_NOT_FOUND
+   * Deletes a savepoint (or a retained checkpoint of a FAILED job): its metadata and state.
+   * @throws EngineError CHECKPOINT_NOT_FOUND; JOB_STATE while a running job restored from it has
+   *   no checkpoint of its own yet (it could not fail over any more)
    */
   async deleteSavepoint(savepointId: string): Promise<void> {
-    const { job, checkpoint } = await this.findSavepoint(savepointId, { savepointsOnly: true });
+    const { job, checkpoint } = await this.findSavepoint(savepointId, { deletable: true });
+    for (const other of this.jobs.values()) {
+      if (TERMINAL.has(other.state) || other.restoreFrom?.id !== savepointId) continue;
+      const own = await this.checkpointStore.latestCompleted(asJobId(other.jobId));
+      if (!own)
+        throw new EngineError(
+          'JOB_STATE',
+          `job ${other.jobId} (${other.spec.name}) was restored from ${savepointId} and has no checkpoint of its own yet: ` +
+            'a failover would need it; delete it once that job has completed a checkpoint, or has ended',
+        );
+    }
     await this.checkpointStore.delete(asJobId(job.jobId), checkpoint.checkpointId);
     this.opts.log.info({ savepoint: savepointId }, 'savepoint deleted');
   }
 
   /**
-   * The completed savepoint (or, unless `savepointsOnly`, retained checkpoint) `id` names, and the job that took it.
+   * The completed checkpoint `id` names, and the job that took it. To restore from: any savepoint
+   * or completed checkpoint. To delete (`deletable`): a savepoint, or a checkpoint of a FAILED job.
    * @throws EngineError CHECKPOINT_NOT_FOUND
    */
   private async findSavepoint(
     id: string,
-    o: { savepointsOnly: boolean },
+    o: { deletable: boolean },
   ): Promise<{ job: Job; checkpoint: CompletedCheckpoint }> {
     const { jobId, checkpointId } = parseSavepointId(id);
     const job = this.jobs.get(jobId);
     const all = job ? await this.checkpointStore.listCompleted(asJobId(jobId)) : [];
-    const checkpoint = all.find((c) => c.checkpointId === checkpointId && (c.savepoint || !o.savepointsOnly));
+    const fits = (c: CompletedCheckpoint) => c.savepoint || !o.deletable || job?.state === 'FAILED';
+    const checkpoint = all.find((c) => c.checkpointId === checkpointId && fits(c));
     if (!job || !checkpoint) {
-      const have = all.filter((c) => c.savepoint || !o.savepointsOnly).map((c) => savepointIdOf(jobId, c.checkpointId));
+      const have = all.filter(fits).map((c) => savepointIdOf(jobId, c.checkpointId));
       throw new EngineError(
         'CHECKPOINT_NOT_FOUND',
         !job
           ? `no savepoint ${id}: this cluster has no job ${jobId}`
-          : `no ${o.savepointsOnly ? 'savepoint' : 'savepoint or retained checkpoint'} ${id}` +
+          : `no savepoint or retained checkpoint ${id}` +
               (have.length > 0 ? ` (job ${jobId} has ${have.join(', ')})` : ''),
       );
     }
@@ -445,6 +476,7 @@ export class JobManager {
       durationMs: c.completedAtMs - c.triggeredAtMs,
       stateBytes: c.stateBytes,
       parallelism: windowVertex?.parallelism ?? job.spec.parallelism,
+      retained: !c.savepoint,
     };
   }
 
@@ -474,7 +506,11 @@ export class JobManager {
         `job id prefix ${jobId} matches ${matches.length} jobs; give more of the id`,
       );
     }
-    if (matches.length === 0) throw new EngineError('JOB_NOT_FOUND', `no job ${jobId}`);
+    if (matches.length === 0)
+      throw new EngineError(
+        'JOB_NOT_FOUND',
+        jobId.length < 4 ? `no job ${jobId} (give the job id, or at least its first 4 characters)` : `no job ${jobId}`,
+      );
     return matches[0];
   }
 
@@ -500,7 +536,8 @@ export class JobManager {
       attempt: job.attempt,
       createdAtMs: job.createdAtMs,
       endedAtMs: job.endedAtMs,
-      failure: job.failure || (job.waitingFor ?? ''),
+      // a job waiting for slots says so, also after a failover (its failure is in the exceptions)
+      failure: job.state === 'CREATED' && job.waitingFor ? job.waitingFor : job.failure,
       parallelism: job.spec.parallelism,
     };
   }
@@ -537,7 +574,7 @@ export class JobManager {
       tasks,
       totals,
       outputs: outputPaths(job.spec),
-      checkpoints: job.checkpoints?.stats() ?? null,
+      checkpoints: job.checkpoints?.stats() ?? job.previousCheckpoints ?? null,
       exceptions: job.exceptions,
       fromSavepoint: job.restoreFrom?.id ?? null,
       stoppedWithSavepoint: job.stoppedWithSavepoint ?? null,
@@ -686,7 +723,7 @@ export class JobManager {
     let restoreFrom: Job['restoreFrom'];
     let epochBase = 0;
     if (fromSavepoint !== '') {
-      const { checkpoint, job: old } = await this.findSavepoint(fromSavepoint, { savepointsOnly: false });
+      const { checkpoint, job: old } = await this.findSavepoint(fromSavepoint, { deletable: false });
       const problems = savepointProblems(old.spec, old.graph, spec, graph);
       if (problems.length > 0)
         throw new EngineError(
@@ -712,6 +749,7 @@ export class JobManager {
       exceptions: [],
       restoreFrom,
       epochBase,
+      lastCheckpointId: 0,
       // throws SPEC_INVALID for a bad restart block, before anything is recorded
       restartStrategy: spec.checkpoint
         ? restartStrategy((spec.restart ?? { type: 'exponential-delay' }) as RestartStrategyConfig)
@@ -847,7 +885,11 @@ export class JobManager {
       return;
     }
     job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason, restartDelayMs: decision.delayMs });
-    job.checkpoints?.stop('JOB_FAILOVER');
+    if (job.checkpoints) {
+      job.checkpoints.stop('JOB_FAILOVER');
+      job.lastCheckpointId = Math.max(job.lastCheckpointId, job.checkpoints.lastTriggeredId);
+      job.previousCheckpoints = job.checkpoints.stats();
+    }
     job.checkpoints = undefined;
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
     this.releaseSlots(job);
@@ -927,8 +969,9 @@ export class JobManager {
       tasks: [...job.tasks.keys()],
       store: this.checkpointStore,
       restored,
-      // after another job's savepoint: its sinks' commits need ids above the savepoint's
-      firstCheckpointId: job.restoreFrom ? job.restoreFrom.checkpoint.checkpointId + 1 : undefined,
+      // ids are never reused within a job; after another job's savepoint, its sinks' commits need ids above it
+      firstCheckpointId: Math.max(job.lastCheckpointId, job.restoreFrom?.checkpoint.checkpointId ?? 0) + 1,
+      prior: job.previousCheckpoints,
       triggerSources: async (checkpointId, timestampMs, flags, haltSources) => {
         await Promise.all(
           sourceTms.map((tmId) =>
@@ -1066,12 +1109,15 @@ export class JobManager {
 }
 
 /**
- * Why the state of a savepoint taken by job `old` cannot be restored into job `next` (empty =
- * it can). Key groups move between subtasks freely, so the parallelism may change; the number of
- * key groups, the source splits and the keyed state's shape may not (Flink refuses the same).
+ * Why the state of a savepoint taken by job `old` cannot be restored into job `next`, one line
+ * per difference (empty = it can). Key groups move between subtasks freely, so the parallelism may
+ * change; the number of key groups, the source's splits (its positions are byte offsets in those
+ * files, or generator sequences) and the keyed state's shape (keyBy, window, aggregates) may not.
+ * Flink refuses the same changes to keyed state and sources.
  */
 export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpec, nextGraph: JobGraph): string[] {
   const p: string[] = [];
+  const json = (v: unknown) => JSON.stringify(v) ?? 'none';
   if (!next.checkpoint) p.push('checkpoint: a job restored from a savepoint needs a checkpoint: block');
   if (old.maxParallelism !== next.maxParallelism)
     p.push(`maxParallelism: the savepoint has ${old.maxParallelism} key groups, the job ${next.maxParallelism}`);
@@ -1082,16 +1128,26 @@ export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpe
     );
   if (old.source.type !== next.source.type)
     p.push(`source.type: the savepoint was taken reading ${old.source.type}, the job reads ${next.source.type}`);
-  const keyed = (s: JobSpec) =>
-    JSON.stringify(
-      s.steps
-        .filter((st) => st.kind === 'keyBy' || st.kind === 'window' || st.kind === 'aggregate')
-        .map((st) => (st.kind === 'window' ? { kind: st.kind, window: st.window } : st)),
-    );
-  if (keyed(old) !== keyed(next))
+  else if (
+    old.source.type === 'file' &&
+    next.source.type === 'file' &&
+    json(old.source.paths) !== json(next.source.paths)
+  )
     p.push(
-      'steps: keyBy, window and aggregate must be the same as in the job that took the savepoint (its window state has their shape)',
+      `source.paths: the savepoint's positions are offsets in ${old.source.paths.join(', ')}; the job reads ${next.source.paths.join(', ')}`,
     );
+  const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate') => {
+    const st = s.steps.find((x) => x.kind === kind);
+    if (!st) return undefined;
+    if (st.kind === 'keyBy') return st.fields;
+    if (st.kind === 'window') return st.window;
+    return st.kind === 'aggregate' ? st.aggregates : undefined;
+  };
+  for (const kind of ['keyBy', 'window', 'aggregate'] as const) {
+    const a = json(step(old, kind));
+    const b = json(step(next, kind));
+    if (a !== b) p.push(`steps.${kind}: the savepoint's keyed state was built with ${a}, the job has ${b}`);
+  }
   return p;
 }
 

@@ -40,7 +40,14 @@ export interface ClusterConfig {
 
 /** The cluster checkpoint defaults from env, or null without FLUXO_CHECKPOINT_INTERVAL_MS. */
 function checkpointFromEnv(env: NodeJS.ProcessEnv, problems: string[]): CheckpointConfig | null {
-  if (!env.FLUXO_CHECKPOINT_INTERVAL_MS) return null;
+  if (!env.FLUXO_CHECKPOINT_INTERVAL_MS) {
+    for (const k of Object.keys(env).sort())
+      if (k.startsWith('FLUXO_CHECKPOINT_') && env[k] !== '')
+        problems.push(
+          `${k} is set but FLUXO_CHECKPOINT_INTERVAL_MS is not: set the interval to give the cluster checkpoint defaults`,
+        );
+    return null;
+  }
   const count = (name: string, def: number): number => {
     const raw = env[name];
     if (raw === undefined || raw === '') return def;

@@ -146,6 +146,8 @@ export interface SavepointInfo {
   stateBytes: number;
   /** the job's parallelism when it was taken */
   parallelism: number;
+  /** a retained checkpoint of a FAILED job (restorable and deletable like a savepoint), not a savepoint */
+  retained: boolean;
 }
 export interface TriggerSavepointResponse {
   savepoint: SavepointInfo;

@@ -44,6 +44,7 @@ import path from 'node:path';
 import * as z from 'zod';
 import { EngineError, printable } from '../errors/index.js';
 import { checkExpression, type ExprFields } from '../expr/cel.js';
+import { type RestartStrategyConfig, restartStrategy } from '../restart/strategies.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import type {
@@ -852,6 +853,20 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
   const maxParallelism = top?.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
   if (top && top.parallelism > maxParallelism)
     problems.add(['parallelism'], `must be at most maxParallelism (${maxParallelism})`);
+  if (top?.restart) {
+    // the strategy checks its own fields, also for a job that has no checkpoint: block (the
+    // cluster's checkpoint defaults may apply to it)
+    try {
+      restartStrategy(top.restart as RestartStrategyConfig);
+    } catch (err) {
+      const list = err instanceof EngineError ? err.problems : [];
+      for (const p of list.length > 0 ? list : [(err as Error).message]) {
+        const m = /^(\w+): (.*)$/.exec(p);
+        if (m) problems.add(['restart', m[1]], m[2]);
+        else problems.add(['restart'], p);
+      }
+    }
+  }
 
   const source = 'source' in raw ? normaliseSource(raw.source, baseDir, problems) : undefined;
   const steps = Array.isArray(raw.steps)

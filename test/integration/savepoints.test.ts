@@ -171,9 +171,12 @@ describe('savepoints and rescaling', () => {
     await waitForLines(a, cut1 + 1);
     const stopA = await cluster.cli(['stop', a, '--savepoint']);
     expect(stopA.code, stopA.stderr).toBe(0);
-    const spA = /savepoint (\S+) of job/.exec(stopA.stdout)?.[1] as string;
+    // stdout is the savepoint id alone (sp=$(fluxo stop job --savepoint)); the rest goes to stderr
+    const spA = stopA.stdout.trim();
+    expect(spA).toMatch(/^[0-9a-f]{16}-\d+$/);
     expect(spA).toMatch(new RegExp(`^${a}-\\d+$`));
-    expect(stopA.stdout).toContain('FINISHED');
+    expect(stopA.stderr).toContain(`fluxo: savepoint ${spA} of job`);
+    expect(stopA.stderr).toContain('fluxo: FINISHED');
     // what A committed is a subset of the reference (windows fired before the savepoint)
     const afterA = rowsOf(out);
     expect(afterA.length).toBeGreaterThan(0);
@@ -185,7 +188,8 @@ describe('savepoints and rescaling', () => {
     await waitForLines(b, cut2 - cut1); // a restored source counts only what it reads itself (no header)
     const stopB = await cluster.cli(['stop', b, '--savepoint']);
     expect(stopB.code, stopB.stderr).toBe(0);
-    const spB = /savepoint (\S+) of job/.exec(stopB.stdout)?.[1] as string;
+    const spB = stopB.stdout.trim();
+    expect(spB).toMatch(/^[0-9a-f]{16}-\d+$/);
     const jobB = await cluster.job(b);
     expect(jobB.vertices.find((v) => v.id === 'window')?.parallelism).toBe(1);
 
@@ -208,6 +212,8 @@ describe('savepoints and rescaling', () => {
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toContain(spA);
     expect(list.stdout).toContain(spB);
+    expect(list.stdout).toMatch(/^SAVEPOINT ID\s+KIND\s+JOB/);
+    expect(list.stdout).toMatch(new RegExp(`^${spA}\\s+savepoint\\s+followed\\s`, 'm'));
 
     // an ended job keeps its savepoints and loses its checkpoints
     const r = new Redis(redis.url);
@@ -225,6 +231,11 @@ describe('savepoints and rescaling', () => {
     const again = await cluster.cli(['submit', followed, '--from-savepoint', spA]);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(`no savepoint or retained checkpoint ${spA}`);
+    // an empty id is an error naming the option, not a fresh job
+    const empty = await cluster.cli(['submit', followed, '--from-savepoint', '']);
+    expect(empty.code).not.toBe(0);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr).toContain('--from-savepoint needs a savepoint id');
   }, 300_000);
 
   it('refuses a job whose state does not fit the savepoint, listing every problem', async () => {
@@ -235,17 +246,32 @@ describe('savepoints and rescaling', () => {
     await waitForLines(job, 501);
     const sp = await cluster.cli(['savepoint', job]);
     expect(sp.code, sp.stderr).toBe(0);
-    const id = /savepoint (\S+) of job/.exec(sp.stdout)?.[1] as string;
+    const id = sp.stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{16}-\d+$/);
+    expect(sp.stderr).toContain(`fluxo: savepoint ${id} of job`);
     // the job goes on running after a plain savepoint
     expect((await cluster.job(job)).job.state).toBe('RUNNING');
     await cluster.cli(['cancel', job]);
 
-    const other = spec('other', input, join(dir, 'other.jsonl'), true, { maxParallelism: 64 });
+    const elsewhere = join(dir, 'elsewhere.csv');
+    writeFileSync(elsewhere, readFileSync(input));
+    const other = spec('other', elsewhere, join(dir, 'other.jsonl'), true, { maxParallelism: 64 });
     (other.steps[2] as { window: { sizeMs: number } }).window.sizeMs = 600000;
+    (other.steps[1] as { keyBy: string }).keyBy = 'date';
     const r = await cluster.cli(['submit', writeSpec('other.json', other), '--from-savepoint', id]);
     expect(r.code).not.toBe(0);
+    // every difference, one line each
     expect(r.stderr).toContain('maxParallelism: the savepoint has 128 key groups, the job 64');
-    expect(r.stderr).toContain('steps: keyBy, window and aggregate must be the same');
+    expect(r.stderr).toContain(
+      `source.paths: the savepoint's positions are offsets in ${input}; the job reads ${elsewhere}`,
+    );
+    expect(r.stderr).toContain(
+      'steps.keyBy: the savepoint\'s keyed state was built with ["room"], the job has ["date"]',
+    );
+    expect(r.stderr).toContain(
+      'steps.window: the savepoint\'s keyed state was built with {"type":"tumbling","sizeMs":3600000',
+    );
+    expect(r.stderr).not.toContain('steps.aggregate');
 
     const bad = await cluster.cli(['submit', s, '--from-savepoint', 'nonsense']);
     expect(bad.code).not.toBe(0);
@@ -269,4 +295,60 @@ describe('savepoints and rescaling', () => {
     expect(j.job.state).toBe('RUNNING');
     await cluster.cli(['cancel', job]);
   }, 60_000);
+
+  it("keeps a FAILED job's checkpoints (listed as retained, deletable) and will not delete a savepoint a job still needs", async () => {
+    const input = join(dir, 'retained.csv');
+    writeFileSync(input, `${header}\n${lines.slice(0, 400).join('\n')}\n`);
+    // restart none: a lost TaskManager fails the job, which keeps its checkpoints
+    const failing = spec('failing', input, join(dir, 'failing.jsonl'), true, { restart: { type: 'none' } });
+    const f = await submit([writeSpec('failing.json', { ...failing, parallelism: 1 })]);
+    const running = await waitFor(
+      async () => {
+        const d = (await cluster.job(f)) as RestJob & { checkpoints: { completed: number } | null };
+        return d.job.state === 'RUNNING' && (d.checkpoints?.completed ?? 0) >= 1 ? d : undefined;
+      },
+      { timeoutMs: 30_000, message: () => `job ${f} took no checkpoint` },
+    );
+    const victim = running.tasks.find((t) => t.taskId === 'window-0')?.taskmanagerId as string;
+    cluster.tms.get(victim)?.signal('SIGKILL');
+    const failed = await waitFor(
+      async () => {
+        const d = await cluster.job(f);
+        return d.job.state === 'FAILED' ? d : undefined;
+      },
+      { timeoutMs: 30_000, message: () => `job ${f} did not fail` },
+    );
+    expect(failed.job.failure).toContain('TASKMANAGER_LOST');
+    const listed = await cluster.cli(['savepoints', '--job', f]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const retained = [...listed.stdout.matchAll(new RegExp(`${f}-\\d+`, 'g'))].map((m) => m[0]);
+    expect(retained.length).toBeGreaterThan(0);
+    expect(listed.stdout).toContain('retained');
+    const del = await cluster.cli(['savepoints', 'delete', retained[0]]);
+    expect(del.code, del.stderr).toBe(0);
+    expect((await cluster.cli(['savepoints', '--job', f])).stdout).not.toContain(retained[0]);
+
+    // a job restored from a savepoint that has no checkpoint of its own yet (it waits for more
+    // slots than there are) keeps that savepoint from being deleted
+    const g = await submit([writeSpec('g.json', { ...spec('g', input, join(dir, 'g.jsonl'), true), parallelism: 1 })]);
+    await waitForLines(g, 401);
+    const sp = await cluster.cli(['savepoint', g]);
+    expect(sp.code, sp.stderr).toBe(0);
+    const id = sp.stdout.trim();
+    await cluster.cli(['cancel', g]);
+    const h = await submit([
+      writeSpec('h.json', spec('h', input, join(dir, 'h.jsonl'), true)),
+      '--from-savepoint',
+      id,
+      '-p',
+      '50',
+    ]);
+    expect((await cluster.job(h)).job.state).toBe('CREATED');
+    const refused = await cluster.cli(['savepoints', 'delete', id]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`was restored from ${id} and has no checkpoint of its own yet`);
+    await cluster.cli(['cancel', h]);
+    const ok = await cluster.cli(['savepoints', 'delete', id]);
+    expect(ok.code, ok.stderr).toBe(0);
+  }, 120_000);
 });

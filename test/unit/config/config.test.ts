@@ -36,4 +36,10 @@ describe('cluster config: checkpoint defaults', () => {
       /FLUXO_CHECKPOINT_RETAINED: expected a positive integer.*FLUXO_CHECKPOINT_MODE: must be exactly-once or at-least-once/,
     );
   });
+
+  it('refuses other checkpoint settings without the interval', () => {
+    expect(() => loadClusterConfig({ FLUXO_CHECKPOINT_MODE: 'bogus' })).toThrow(
+      /FLUXO_CHECKPOINT_MODE is set but FLUXO_CHECKPOINT_INTERVAL_MS is not/,
+    );
+  });
 });

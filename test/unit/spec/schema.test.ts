@@ -292,3 +292,17 @@ sink: { type: file, path: out/rt.jsonl }
     }
   });
 });
+
+describe('restart block', () => {
+  it('is checked field by field, also without a checkpoint block', () => {
+    expect(problemsOf({ ...valid(), restart: { type: 'fixed-delay', attempts: -1, delayMs: -5 } })).toEqual([
+      'restart.attempts: must be an integer >= 0',
+      'restart.delayMs: must be >= 0',
+    ]);
+    expect(parseJobSpec({ ...valid(), restart: { type: 'fixed-delay', attempts: 3, delayMs: 100 } }).restart).toEqual({
+      type: 'fixed-delay',
+      attempts: 3,
+      delayMs: 100,
+    });
+  });
+});

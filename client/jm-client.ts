@@ -35,10 +35,22 @@ export interface JobDetails {
   fromSavepoint: string | null;
   /** the savepoint `fluxo stop --savepoint` ended the job with, or null */
   stoppedWithSavepoint: string | null;
-  /** null when the job takes no checkpoints */
+  /** failures and restarts of the job, oldest first; absent from older JobManagers */
+  exceptions?: {
+    /** ms since the epoch */
+    timeMs: number;
+    /** the attempt that failed */
+    attempt: number;
+    reason: string;
+    /** ms until the next attempt started; absent when the job did not restart */
+    restartDelayMs?: number;
+  }[];
+  /** null when the job takes no checkpoints (or is between attempts) */
   checkpoints: {
     completed: number;
     failed: number;
+    /** checkpoints aborted because the job ended, stopped or failed over, or subsumed (not failures); absent from older JobManagers */
+    aborted?: number;
     inProgress: number;
     latest: { id: number; triggeredAtMs: number; durationMs: number; stateBytes: number } | null;
     history: {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { EngineError } from '../core/errors/index.js';
 import { createLogger } from '../core/log/index.js';
 import { JobManagerClient } from './jm-client.js';
@@ -19,6 +19,13 @@ function positiveInt(what: string, min = 0) {
     }
     return n;
   };
+}
+/** A savepoint id option: an empty one would mean "no savepoint" on the wire, i.e. a fresh job. */
+function savepointId(v: string): string {
+  const id = v.trim();
+  if (id === '')
+    throw new InvalidArgumentError('--from-savepoint needs a savepoint id, as `fluxo savepoints` lists it');
+  return id;
 }
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 const jmOption = [
@@ -93,6 +100,7 @@ program
   .option(
     '-s, --from-savepoint <id>',
     "start from a savepoint (or a failed job's retained checkpoint), as `fluxo savepoints` lists it; the parallelism may differ",
+    savepointId,
   )
   .action(
     async (file: string, o: { jobmanager: string; parallelism?: number; set: string[]; fromSavepoint?: string }) => {
@@ -169,14 +177,18 @@ program
 
 program
   .command('savepoint')
-  .description('take a savepoint of a running job and wait until it completes; it is kept until deleted')
+  .description(
+    'take a savepoint of a running job and wait until it completes; it is kept until deleted. ' +
+      'Prints only the savepoint id on stdout (details on stderr)',
+  )
   .argument('<job>', 'job id')
   .option(...jmOption)
   .action(async (jobId: string, o: { jobmanager: string }) => {
     const client = new JobManagerClient(o.jobmanager);
     try {
       const r = await client.savepoint(jobId, false);
-      process.stdout.write(`${savepointLine(r.savepoint)}\n`);
+      process.stdout.write(`${r.savepoint.savepointId}\n`);
+      process.stderr.write(`fluxo: ${savepointLine(r.savepoint)}\n`);
     } finally {
       client.close();
     }
@@ -184,7 +196,7 @@ program
 
 const savepoints = program
   .command('savepoints')
-  .description('list savepoints (of every job, or of one with --job)')
+  .description("list savepoints and FAILED jobs' retained checkpoints (of every job, or of one with --job)")
   .option(...jmOption)
   .option('--job <job>', "only this job's")
   .action(async (o: { jobmanager: string; job?: string }) => {
@@ -197,7 +209,7 @@ const savepoints = program
   });
 savepoints
   .command('delete')
-  .description('delete a savepoint: its metadata and state')
+  .description("delete a savepoint or a FAILED job's retained checkpoint: its metadata and state")
   .argument('<savepoint>', 'savepoint id, as `fluxo savepoints` lists it')
   // --jobmanager belongs to `savepoints`, which commander lets appear after the subcommand too
   .action(async (id: string, _o: object, cmd: Command) => {
@@ -218,14 +230,18 @@ program
   )
   .argument('<job>', 'job id')
   .option(...jmOption)
-  .option('--savepoint', 'stop with a savepoint instead of draining; prints the savepoint id')
+  .option(
+    '--savepoint',
+    'stop with a savepoint instead of draining; prints only the savepoint id on stdout (details and the final state on stderr)',
+  )
   .option('--no-wait', 'return at once instead of waiting until the job has ended')
   .action(async (jobId: string, o: { jobmanager: string; wait: boolean; savepoint?: boolean }) => {
     const client = new JobManagerClient(o.jobmanager);
     try {
       if (o.savepoint) {
         const r = await client.savepoint(jobId, true);
-        process.stdout.write(`${savepointLine(r.savepoint)}\n${r.state}\n`);
+        process.stdout.write(`${r.savepoint.savepointId}\n`);
+        process.stderr.write(`fluxo: ${savepointLine(r.savepoint)}\nfluxo: ${r.state}\n`);
         return;
       }
       let state = await client.stop(jobId);
@@ -244,8 +260,10 @@ chaos
   .command('kill-taskmanager')
   .description('SIGKILL TaskManager processes the JobManager knows (on this host): one by --id, or --random')
   .option(...jmOption)
-  .option('--id <id>', 'the TaskManager to kill')
-  .option('--random', 'a random live TaskManager (the default without --id)')
+  .addOption(new Option('--id <id>', 'the TaskManager to kill').conflicts('random'))
+  .addOption(
+    new Option('--random', 'a random live TaskManager on this host (the default without --id)').conflicts('id'),
+  )
   .option('--every <duration>', 'time between kills, e.g. 5s', '5s')
   .option('--count <n>', 'how many kills', positiveInt('--count', 1), 1)
   .action(async (o: { jobmanager: string; id?: string; random?: boolean; every: string; count: number }) => {

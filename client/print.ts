@@ -54,20 +54,31 @@ export function printTaskManagers(tms: TaskManagerInfo[]): void {
   process.stdout.write(table(rows));
 }
 
-/** The readable job summary: counts and where the results went. */
+const plural = (k: number, word: string): string => `${k} ${word}${k === 1 ? '' : 's'}`;
+
+/**
+ * The readable job summary: attempt, counts and where the results went, checkpoints, failure and
+ * the exceptions (failures and restarts, newest last). Counters are the current attempt's.
+ */
 export function summaryLines(d: JobDetails): string[] {
   const t = d.totals;
+  const attempt = d.job.attempt || 1;
   const secs = d.job.endedAtMs
     ? ((d.job.endedAtMs - d.job.createdAtMs) / 1000).toFixed(1)
     : ((Date.now() - d.job.createdAtMs) / 1000).toFixed(1);
   const lines = [
     `Job ${d.job.name} (${d.job.jobId}) ${d.job.state} after ${secs} s`,
+    `  attempt           ${attempt}${attempt > 1 ? ` (${plural(attempt - 1, 'restart')})` : ''}`,
+  ];
+  if (attempt > 1)
+    lines.push(`  counters of attempt ${attempt} (a restored attempt counts only what it processed itself)`);
+  lines.push(
     `  readings read     ${n(t.readingsIn)}${d.vertices.some((v) => v.name === 'Source: file') ? ` from ${n(t.linesRead)} lines` : ''}`,
     `  rejected          ${n(t.rejected)}  -> ${d.outputs.deadLetters}`,
     `  filtered out      ${n(t.filtered)}`,
     `  late (dropped)    ${n(t.late)}  -> ${d.outputs.late}`,
     `  sensors (keys)    ${n(t.sensors)}`,
-  ];
+  );
   if (d.vertices.some((v) => v.id === 'window'))
     lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
   else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
@@ -76,11 +87,21 @@ export function summaryLines(d: JobDetails): string[] {
     const latest = c.latest
       ? `, latest #${c.latest.id} (${c.latest.durationMs} ms, ${(c.latest.stateBytes / 1024).toFixed(1)} KiB)`
       : '';
-    lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${latest}`);
+    const aborted = typeof c.aborted === 'number' && c.aborted > 0 ? `, ${n(c.aborted)} aborted` : '';
+    lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${aborted}${latest}`);
   }
   if (d.fromSavepoint) lines.push(`  restored from     savepoint ${d.fromSavepoint}`);
   if (d.stoppedWithSavepoint) lines.push(`  stopped with      savepoint ${d.stoppedWithSavepoint}`);
-  if (d.job.failure) lines.push(`  ${d.job.state === 'CREATED' ? 'waiting' : 'failure'}: ${d.job.failure}`);
+  // a CREATED job's failure is why it waits ("waiting for slots: needs 3, 2 free")
+  if (d.job.failure) lines.push(d.job.state === 'CREATED' ? `  ${d.job.failure}` : `  failure: ${d.job.failure}`);
+  const exceptions = d.exceptions ?? [];
+  if (exceptions.length > 0) {
+    lines.push(`  exceptions        ${exceptions.length} (newest last)`);
+    for (const e of exceptions) {
+      const restart = typeof e.restartDelayMs === 'number' ? `; restart after ${e.restartDelayMs} ms` : '';
+      lines.push(`    ${fmtTime(e.timeMs)}  attempt ${e.attempt}  ${e.reason}${restart}`);
+    }
+  }
   return lines;
 }
 
@@ -109,13 +130,18 @@ export function savepointLine(s: SavepointInfo): string {
   return `savepoint ${s.savepointId} of job ${s.jobName} (checkpoint ${s.checkpointId}, ${s.durationMs} ms, ${kib(s.stateBytes)})`;
 }
 
+/** `retained` is true for a FAILED job's retained checkpoint; older JobManagers leave it out (= savepoint). */
+const kindOf = (s: SavepointInfo): string =>
+  (s as SavepointInfo & { retained?: boolean }).retained === true ? 'retained' : 'savepoint';
+
+/** `fluxo savepoints`: savepoints and FAILED jobs' retained checkpoints, with a KIND column. */
 export function printSavepoints(list: SavepointInfo[]): void {
   if (list.length === 0) {
     process.stdout.write('no savepoints\n');
     return;
   }
-  const rows = [['SAVEPOINT ID', 'JOB', 'CREATED', 'PARALLELISM', 'SIZE']];
+  const rows = [['SAVEPOINT ID', 'KIND', 'JOB', 'CREATED', 'PARALLELISM', 'SIZE']];
   for (const s of list)
-    rows.push([s.savepointId, s.jobName, fmtTime(s.createdAtMs), String(s.parallelism), kib(s.stateBytes)]);
+    rows.push([s.savepointId, kindOf(s), s.jobName, fmtTime(s.createdAtMs), String(s.parallelism), kib(s.stateBytes)]);
   process.stdout.write(table(rows));
 }

@@ -272,7 +272,9 @@ describe('chaos: a TaskManager SIGKILLed at each point of the checkpoint protoco
 
     const stop = await c.cli(['stop', jobId, ...(o.stopWithSavepoint ? ['--savepoint'] : [])], 60_000);
     if (stop.code !== 0) throw new Error(`stop ${o.name} exited ${stop.code}: ${stop.stdout} ${stop.stderr}`);
-    const savepoint = o.stopWithSavepoint ? /savepoint (\S+) of job/.exec(stop.stdout)?.[1] : undefined;
+    const savepoint = o.stopWithSavepoint ? stop.stdout.trim() : undefined;
+    if (savepoint !== undefined && !/^[0-9a-f]{16}-\d+$/.test(savepoint))
+      throw new Error(`stop ${o.name} --savepoint printed ${JSON.stringify(stop.stdout)}, not a savepoint id`);
     const doc = (await c.waitForState(jobId, 'FINISHED', 60_000)) as JobDoc;
     const at = (doc.checkpoints?.history ?? []).map((h) => `#${h.id} ${h.status} @${h.triggeredAtMs - feedStart}`);
     console.log(`${o.name}: checkpoints of the last attempt, ms after the feed started: ${at.join(', ')}`);

@@ -88,7 +88,8 @@ export function summaryLines(d: JobDetails): string[] {
       ? `, latest #${c.latest.id} (${c.latest.durationMs} ms, ${(c.latest.stateBytes / 1024).toFixed(1)} KiB)`
       : '';
     const aborted = typeof c.aborted === 'number' && c.aborted > 0 ? `, ${n(c.aborted)} aborted` : '';
-    lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${aborted}${latest}`);
+    const all = d.job.attempt > 1 ? ' (all attempts)' : '';
+    lines.push(`  checkpoints       ${n(c.completed)} completed, ${n(c.failed)} failed${aborted}${all}${latest}`);
   }
   if (d.fromSavepoint) lines.push(`  restored from     savepoint ${d.fromSavepoint}`);
   if (d.stoppedWithSavepoint) lines.push(`  stopped with      savepoint ${d.stoppedWithSavepoint}`);

@@ -881,6 +881,7 @@ export class JobManager {
     const decision = job.restartStrategy?.onFailure(Date.now());
     if (!decision?.restart) {
       const why = decision ? `${reason} (no restart: ${decision.reason})` : reason;
+      job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason: why });
       await this.endJob(job, 'FAILED', why);
       return;
     }

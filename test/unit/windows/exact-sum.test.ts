@@ -85,8 +85,8 @@ describe('exact window sums (Shewchuk partials)', () => {
     const b: number[] = [];
     layout.init(a, 0);
     layout.init(b, 0);
-    xs.slice(0, 2).forEach((t) => layout.add(a, 0, { t }));
-    xs.slice(2).forEach((t) => layout.add(b, 0, { t }));
+    for (const t of xs.slice(0, 2)) layout.add(a, 0, { t });
+    for (const t of xs.slice(2)) layout.add(b, 0, { t });
     layout.merge(a, 0, b, 0);
     const out: Row = {};
     layout.writeResult(a, 0, out);

@@ -80,6 +80,10 @@ export class JobCheckpointing {
   private manualQueue: { resolve: (c: CompletedCheckpoint) => void; reject: (e: Error) => void }[] = [];
   /** a stop-with-savepoint was triggered: the sources halt at its barrier, no more checkpoints */
   private halting = false;
+  /** checkpoints whose metadata write is in flight, by id */
+  private readonly finalizing = new Map<number, Promise<void>>();
+  /** stop() was called: the coordinator no longer tracks checkpoints */
+  private stopped = false;
 
   /** true once a stop-with-savepoint reached the sources (they halt at its barrier) */
   get sourcesHalting(): boolean {
@@ -126,12 +130,22 @@ export class JobCheckpointing {
     this.timer.unref();
   }
 
-  /** Stops the attempt's checkpointing; pending checkpoints are aborted and cleaned up. */
+  /**
+   * Stops the attempt's checkpointing; pending checkpoints are aborted and cleaned up, except one
+   * whose metadata write is in flight: if that write lands, it is a complete, valid checkpoint
+   * (every task acknowledged its state), kept for recovery. `settled()` waits for such writes.
+   */
   stop(reason: 'JOB_FAILOVER' | 'SHUTDOWN'): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const q of this.manualQueue.splice(0)) q.reject(new EngineError('JOB_STATE', 'the job is ending'));
     for (const a of this.coordinator.shutdown(reason)) this.onAborted(a);
+  }
+
+  /** Resolves when no metadata write is in flight any more (after `stop`, before deleting the job's checkpoints). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.finalizing.values()]);
   }
 
   /** A task stopped running (finished, failed, canceled): checkpoints can no longer include it. */
@@ -189,7 +203,15 @@ export class JobCheckpointing {
       },
       Date.now(),
     );
-    if (r.outcome === 'COMPLETED') void this.finalize(r.checkpoint);
+    if (r.outcome === 'COMPLETED') {
+      const id = r.checkpoint.checkpointId;
+      const f = this.finalize(r.checkpoint)
+        .catch((err: Error) =>
+          this.o.log.error({ jobId: this.o.jobId, checkpointId: id, err: err.message }, 'checkpoint finalization failed'),
+        )
+        .finally(() => this.finalizing.delete(id));
+      this.finalizing.set(id, f);
+    }
     else if (r.outcome === 'DISCARDED') void this.deleteQuietly(checkpointId);
   }
 
@@ -280,9 +302,20 @@ export class JobCheckpointing {
     try {
       await this.o.store.completeCheckpoint(c);
     } catch (err) {
+      if (this.stopped) return; // aborted by stop() meanwhile; nothing was written
       const r = this.coordinator.completionFailed(c.checkpointId);
       this.onAborted(r.aborted, (err as Error).message);
       if (r.failureCountExceeded) this.o.onFailuresExceeded(this.failureText(r.aborted));
+      return;
+    }
+    if (this.stopped) {
+      // the attempt ended while the write was in flight: the checkpoint is complete and kept
+      this.o.log.info(
+        { jobId: this.o.jobId, checkpointId: c.checkpointId },
+        'checkpoint completed as its attempt ended; kept for recovery',
+      );
+      this.waiting.get(c.checkpointId)?.resolve(c);
+      this.waiting.delete(c.checkpointId);
       return;
     }
     const s = this.coordinator.completionStored(c.checkpointId, Date.now());
@@ -334,6 +367,8 @@ export class JobCheckpointing {
       { jobId: this.o.jobId, checkpointId: a.checkpointId, reason: text, counted: a.counted },
       'checkpoint aborted',
     );
+    // a checkpoint whose metadata write is in flight may still complete: its finalize decides
+    if (this.finalizing.has(a.checkpointId) && this.stopped) return;
     this.waiting
       .get(a.checkpointId)
       ?.reject(new EngineError('JOB_STATE', `checkpoint ${a.checkpointId} failed: ${text}`));

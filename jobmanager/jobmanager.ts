@@ -1071,7 +1071,10 @@ export class JobManager {
       await this.cancelTasks(job, tmIds);
     }
     this.wakeWaiters();
-    if (job.spec.checkpoint && state !== 'FAILED') await this.discardCheckpoints(job);
+    if (job.spec.checkpoint && state !== 'FAILED') {
+      await job.checkpoints?.settled(); // a metadata write in flight lands first, then goes too
+      await this.discardCheckpoints(job);
+    }
   }
 
   /** Deletes an ended job's checkpoints, keeping its savepoints (best effort; logged). */

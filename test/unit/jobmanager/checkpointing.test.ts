@@ -11,7 +11,7 @@ import { JobCheckpointing } from '../../../jobmanager/checkpointing.js';
 
 class HeldStore extends InMemoryCheckpointStore {
   release: (() => void) | undefined;
-  async completeCheckpoint(c: CompletedCheckpoint): Promise<void> {
+  override async completeCheckpoint(c: CompletedCheckpoint): Promise<void> {
     await new Promise<void>((r) => {
       this.release = r;
     });

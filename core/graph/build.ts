@@ -38,7 +38,8 @@ export function requiredSourceFields(spec: JobSpec): string[] | undefined {
 }
 
 function sourceSplits(spec: JobSpec): number {
-  return spec.source.type === 'file' ? spec.source.paths.length : spec.source.splits;
+  const s = spec.source;
+  return s.type === 'file' ? s.paths.length : s.type === 'redis-stream' ? s.partitions : s.splits;
 }
 
 /** Output row fields of the window-aggregate operator, in the order they are written. */

@@ -382,6 +382,7 @@ export class Task {
     const restored = this.restoredSource;
     const reader = createSourceReader(spec.source, this.desc.subtask, this.desc.parallelism, restored?.position, {
       fields: requiredSourceFields(spec),
+      redisUrl: this.env.redisUrl,
     });
     this.reader = reader;
     const wmGen = new BoundedOutOfOrdernessWatermarks(spec.source.watermark.outOfOrdernessMs);

@@ -19,7 +19,15 @@
 import { EngineError } from '../errors/index.js';
 import { compileRule } from '../expr/cel.js';
 import { sourceExprFields } from '../spec/fields.js';
-import type { ColumnSpec, FieldType, FileSourceSpec, Row, SourceSpec, Value } from '../spec/types.js';
+import type {
+  ColumnSpec,
+  FieldType,
+  FileSourceSpec,
+  RedisStreamSourceSpec,
+  Row,
+  SourceSpec,
+  Value,
+} from '../spec/types.js';
 import { compileTimestampParser, type TimestampParser } from '../time/timestamps.js';
 import { splitCells } from './csv.js';
 
@@ -117,7 +125,8 @@ function quote(s: string): string {
 }
 
 /**
- * Decodes lines of one file source into rows. One instance per reader (holds reusable buffers).
+ * Decodes lines of one file source (or records of one redis-stream source) into rows. One
+ * instance per reader (holds reusable buffers).
  * `decode` returns null when the line was accepted (rows and timestamps pushed to the given
  * arrays) or the rejection reason; a rejected line pushes nothing.
  */
@@ -155,7 +164,7 @@ export class LineDecoder {
    *   (default: all). Every column is still parsed and type-checked.
    * @throws EngineError `EXPR_INVALID` when a validate rule does not compile.
    */
-  constructor(spec: FileSourceSpec, fields?: string[]) {
+  constructor(spec: FileSourceSpec | RedisStreamSourceSpec, fields?: string[]) {
     this.cols = spec.columns;
     this.ncols = spec.columns.length;
     this.names = spec.columns.map((c) => c.name);

@@ -4,10 +4,12 @@
 import type { SourceSpec } from '../spec/types.js';
 import { FileSourceReader } from './file.js';
 import { GeneratorReader } from './generator.js';
+import { RedisStreamReader } from './redis-stream.js';
 import type { SourcePosition, SourceReader } from './types.js';
 
 export { FileSourceReader } from './file.js';
 export { GeneratorReader } from './generator.js';
+export { RedisStreamReader } from './redis-stream.js';
 export type { SourceBatch, SourcePosition, SourceReader } from './types.js';
 export { newSourceBatch } from './types.js';
 
@@ -15,7 +17,8 @@ export { newSourceBatch } from './types.js';
  * Creates the reader of source subtask `subtask` (0-based) out of `parallelism` subtasks.
  *
  * Work is divided in units fixed by the spec, never by the parallelism, so results do not
- * depend on it: files are `spec.paths` (unit i = paths[i]), generator units are its `splits`.
+ * depend on it: files are `spec.paths` (unit i = paths[i]), generator units are its `splits`,
+ * redis-stream units its `partitions`.
  * Subtask `subtask` reads the units u with `u % parallelism === subtask`, one after the other in
  * increasing order; a subtask with no unit ends at once (its first poll resolves false).
  *
@@ -24,6 +27,8 @@ export { newSourceBatch } from './types.js';
  * skip.
  * `opts.fields`: the fields the job reads downstream; melted rows carry only those (every column
  * is still parsed and checked). Default: all.
+ * `opts.redisUrl`: the cluster's Redis, read by a redis-stream source without its own `url`
+ * (default `redis://127.0.0.1:6379`).
  * @throws EngineError `EXPR_INVALID` when a validate rule does not compile. Open errors
  * (`SOURCE_IO`) surface on the first poll.
  */
@@ -32,11 +37,19 @@ export function createSourceReader(
   subtask: number,
   parallelism: number,
   restore?: SourcePosition,
-  opts: { fields?: string[] } = {},
+  opts: { fields?: string[]; redisUrl?: string } = {},
 ): SourceReader {
-  const units = spec.type === 'file' ? spec.paths.length : spec.splits;
+  const units = spec.type === 'file' ? spec.paths.length : spec.type === 'redis-stream' ? spec.partitions : spec.splits;
   const mine: number[] = [];
   for (let u = subtask; u < units; u += parallelism) mine.push(u);
+  if (spec.type === 'redis-stream')
+    return new RedisStreamReader(
+      spec,
+      mine,
+      spec.url ?? opts.redisUrl ?? 'redis://127.0.0.1:6379',
+      restore,
+      opts.fields,
+    );
   return spec.type === 'file'
     ? new FileSourceReader(spec, mine, restore, opts.fields)
     : new GeneratorReader(spec, mine, restore);

@@ -32,6 +32,13 @@ export interface SourcePosition {
   nextLine: number;
   /** byte offset of the next line in the uncompressed stream */
   byteOffset: number;
+  /**
+   * redis-stream sources: per partition read by this reader, the id of the last entry read
+   * (`0-0` = none yet); the reader resumes after it.
+   */
+  entryIds?: Record<string, string>;
+  /** bounded redis-stream sources: per partition, the id of the last entry to read */
+  endIds?: Record<string, string>;
 }
 
 /** Reads one split (one file, or one share of a generator) of a source. */

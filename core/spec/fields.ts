@@ -17,7 +17,7 @@ export const GENERATOR_FIELDS: Readonly<Record<string, FieldType>> = Object.free
 
 /**
  * The fields of a source's rows and their types, in row order:
- * - file: the columns (melted columns replaced by `melt.nameField` (string) and
+ * - file, redis-stream: the columns (melted columns replaced by `melt.nameField` (string) and
  *   `melt.valueField` (`melt.valueType`)), then `eventTime.outputField` (`int`, ms) if it is not
  *   already a column (a unit-based event-time column is overwritten with its ms value and becomes `int`);
  * - generator: GENERATOR_FIELDS.
@@ -43,7 +43,7 @@ export function sourceFieldTypes(source: SourceSpec): Record<string, FieldType> 
  */
 export function sourceExprFields(source: SourceSpec): ExprFields {
   const types: ExprFields = sourceFieldTypes(source);
-  if (source.type === 'file') {
+  if (source.type !== 'generator') {
     const melted = new Set(source.melt?.columns ?? []);
     for (const c of source.columns) {
       if (c.nullable && !melted.has(c.name) && c.name !== source.eventTime.outputField) types[c.name] = 'dyn';

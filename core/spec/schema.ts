@@ -7,6 +7,7 @@
  * parallelism: 2                 # default 1
  * maxParallelism: 128            # default 128
  * source: { type: file, path: data.csv, format: csv, columns: [...], eventTime: {...}, ... }
+ *   # or { type: redis-stream, stream: readings, partitions: 4, bounded?, url?, format: json | csv, columns, ... }
  * steps:
  *   - filter: "temperature >= -40.0"
  *   - map: { tempF: "temperature * 9 / 5 + 32" }
@@ -45,6 +46,7 @@ import * as z from 'zod';
 import { EngineError, printable } from '../errors/index.js';
 import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { type RestartStrategyConfig, restartStrategy } from '../restart/strategies.js';
+import { MAX_PARTITIONS, STREAM_NAME_RE } from '../streams/layout.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import type {
@@ -58,6 +60,7 @@ import type {
   GeneratorSourceSpec,
   JobSpec,
   MeltSpec,
+  RedisStreamSourceSpec,
   SinkSpec,
   SourceSpec,
   StdoutSinkSpec,
@@ -473,6 +476,68 @@ function normaliseFileSource(
   return spec;
 }
 
+const streamSourceSchema = z.object({
+  stream: z.string().regex(STREAM_NAME_RE, {
+    error: 'expected a stream name of letters, digits, ".", "_" or "-" (at most 200, no ":")',
+  }),
+  partitions: posInt()
+    .max(MAX_PARTITIONS, { error: `must be at most ${MAX_PARTITIONS}` })
+    .default(1),
+  url: nonEmpty().optional(),
+  bounded: z.boolean().default(false),
+  blockMs: posInt().max(10_000, { error: 'must be at most 10000' }).default(100),
+  format: z.enum(['json', 'jsonl', 'csv']).default('json'),
+});
+/** fields a redis-stream source shares with a file source: how its records are typed */
+const STREAM_RECORD_FIELDS = [
+  'delimiter',
+  'trim',
+  'decimalComma',
+  'columns',
+  'extraColumns',
+  'melt',
+  'eventTime',
+  'watermark',
+  'validate',
+] as const;
+
+/**
+ * A `redis-stream` source: its own fields (stream, partitions, url, bounded, blockMs, format
+ * json | jsonl | csv, default json) checked here; the record fields (columns, melt, eventTime,
+ * watermark, validate, csv options) by the file source's rules, so both type records alike.
+ * File-only fields (path, header, follow, ...) are unknown here.
+ */
+function normaliseStreamSource(raw: Record<string, unknown>, problems: Problems): RedisStreamSourceSpec | undefined {
+  const own = problems.parse(streamSourceSchema, raw, ['source']);
+  const record: Record<string, unknown> = { type: 'file', path: '-' };
+  for (const k of Object.keys(raw)) {
+    if ((STREAM_RECORD_FIELDS as readonly string[]).includes(k)) record[k] = raw[k];
+    else if (k !== 'type' && !(k in streamSourceSchema.shape)) problems.add(['source', k], 'unknown field');
+  }
+  record.format = own?.format === 'csv' ? 'csv' : 'jsonl';
+  const f = normaliseFileSource(record, undefined, problems);
+  if (!own || !f) return undefined;
+  const spec: RedisStreamSourceSpec = {
+    type: 'redis-stream',
+    stream: own.stream,
+    partitions: own.partitions,
+    bounded: own.bounded,
+    blockMs: own.blockMs,
+    format: record.format as 'csv' | 'jsonl',
+    delimiter: f.delimiter,
+    trim: f.trim,
+    decimalComma: f.decimalComma,
+    columns: f.columns,
+    extraColumns: f.extraColumns,
+    eventTime: f.eventTime,
+    watermark: f.watermark,
+    validate: f.validate,
+  };
+  if (own.url !== undefined) spec.url = own.url;
+  if (f.melt) spec.melt = f.melt;
+  return spec;
+}
+
 function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Problems): SourceSpec | undefined {
   if (!isObject(raw)) {
     problems.add(['source'], `expected an object, got ${describe(raw)}`);
@@ -499,8 +564,10 @@ function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Pr
       };
       source = spec;
     }
+  } else if (raw.type === 'redis-stream') {
+    source = normaliseStreamSource(raw, problems);
   } else {
-    problems.add(['source', 'type'], `expected file | generator, got ${describe(raw.type)}`);
+    problems.add(['source', 'type'], `expected file | generator | redis-stream, got ${describe(raw.type)}`);
     return undefined;
   }
   if (source) {
@@ -519,7 +586,7 @@ function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Pr
 function bestEffortFields(raw: unknown): ExprFields | undefined {
   if (!isObject(raw)) return undefined;
   if (raw.type === 'generator') return { ...GENERATOR_FIELDS };
-  if (raw.type !== 'file') return undefined;
+  if (raw.type !== 'file' && raw.type !== 'redis-stream') return undefined;
   const cols = z.array(column).safeParse(raw.columns);
   if (!cols.success) return undefined;
   const fields: ExprFields = {};

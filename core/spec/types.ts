@@ -136,7 +136,40 @@ export interface GeneratorSourceSpec {
   validate: ValidateRule[];
 }
 
-export type SourceSpec = FileSourceSpec | GeneratorSourceSpec;
+/**
+ * A replayable log in Redis Streams (core/streams/layout.ts): partition p of stream `stream` is
+ * the Redis stream `fluxo:stream:{stream}:{p}`; each partition is one split (one source subtask).
+ * Each entry's `data` field holds one record, a JSON object (`jsonl`) or a CSV line (`csv`), typed
+ * like a file source's lines (columns, melt, eventTime, validate; no header).
+ */
+export interface RedisStreamSourceSpec {
+  type: 'redis-stream';
+  /** stream name, `[A-Za-z0-9][A-Za-z0-9._-]*` */
+  stream: string;
+  /** number of partitions, each read by its own subtask; must match the stream's (default 1) */
+  partitions: number;
+  /** Redis URL; default: the cluster's Redis */
+  url?: string;
+  /**
+   * true: read the entries present when the job first reads each partition, then end (the bound is
+   * kept in checkpoints); false (default): follow the stream until `fluxo stop` / `cancel`.
+   */
+  bounded: boolean;
+  /** longest wait (ms) of one blocking read of an unbounded stream, default 100 */
+  blockMs: number;
+  format: 'csv' | 'jsonl';
+  delimiter: string;
+  trim: boolean;
+  decimalComma: boolean;
+  columns: ColumnSpec[];
+  extraColumns: 'reject' | 'ignore';
+  melt?: MeltSpec;
+  eventTime: EventTimeSpec;
+  watermark: WatermarkSpec;
+  validate: ValidateRule[];
+}
+
+export type SourceSpec = FileSourceSpec | GeneratorSourceSpec | RedisStreamSourceSpec;
 
 export interface TumblingWindowSpec {
   type: 'tumbling';

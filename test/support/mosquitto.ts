@@ -53,7 +53,12 @@ export async function startMosquitto(): Promise<TestMosquitto> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'fluxo-mosquitto-'));
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', ''].join('\n'));
+  // max_queued_messages 0: no cap on what the broker queues for an offline persistent session
+  // (Mosquitto's default, 1000, drops QoS 1 messages beyond it while a subscriber is away)
+  writeFileSync(
+    conf,
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 0', ''].join('\n'),
+  );
   const child: ChildProcess = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

@@ -1,0 +1,147 @@
+/**
+ * A sink that adds each row to a BullMQ queue, for alert delivery: a worker (e.g.
+ * examples/alert-webhook-worker.mjs) takes the jobs and posts them on, with BullMQ's retries.
+ *
+ * Exactly-once delivery comes from the job id, not from two-phase commit: the id is derived
+ * deterministically from the Fluxo job's name and the row's identity (for an alert: sensor,
+ * event time and rule), and BullMQ does not add a job whose id exists already. Fluxo's output is
+ * deterministic, so a replay after recovery (or a job resubmitted from a savepoint) produces the
+ * same rows with the same ids, and their adds are no-ops: each alert is queued once, as soon as
+ * it is produced (no wait for a checkpoint). Completed jobs are kept for `keepCompletedS`
+ * (default 7 days) so their ids keep deduplicating; a replay reaching further back than that would
+ * queue an alert again.
+ *
+ * Ids: `${jobName}|${v1}|${v2}|…` over `idFields` (default `sensor, ts, rule` for alert rows, else
+ * `key, windowStart`), with `:` replaced by `_` (BullMQ reserves `:` in ids).
+ */
+import { Queue } from 'bullmq';
+import { EngineError } from '../errors/index.js';
+import type { Row } from '../spec/types.js';
+
+/** The `bullmq` sink of a job spec. */
+export interface BullMqSinkSpec {
+  type: 'bullmq';
+  /** queue name */
+  queue: string;
+  /** Redis URL of the queue; default: the cluster's Redis */
+  url?: string;
+  /** row fields the job id is made of; default: sensor, ts, rule (alerts) or key, windowStart */
+  idFields?: string[];
+  /** seconds completed jobs are kept (their ids keep deduplicating). Default 604800 */
+  keepCompletedS?: number;
+}
+
+const BATCH = 256;
+const ALERT_ID_FIELDS = ['sensor', 'ts', 'rule'];
+const WINDOW_ID_FIELDS = ['key', 'windowStart'];
+
+/**
+ * The BullMQ job id of `row`: deterministic, the same for the same row of the same Fluxo job.
+ * @param idFields fields to use; default by the row's shape (see the module doc)
+ */
+export function bullJobId(jobName: string, row: Row, idFields?: string[]): string {
+  const fields = idFields ?? ('rule' in row ? ALERT_ID_FIELDS : WINDOW_ID_FIELDS);
+  let id = jobName;
+  for (const f of fields) id += `|${String(row[f] ?? '')}`;
+  return id.replaceAll(':', '_');
+}
+
+/** Adds rows to a BullMQ queue in batches (`addBulk`), one job per row, idempotent by job id. */
+export class BullMqSink {
+  private readonly queue: Queue;
+  private batch: { name: string; data: Row; opts: { jobId: string } }[] = [];
+  private inflight: Promise<void> | null = null;
+  private failure: EngineError | null = null;
+  private readonly keep: { age: number };
+
+  /**
+   * @param jobName the Fluxo job's name (ids must not change when a job is resubmitted)
+   * @param defaultUrl the cluster's Redis, when the spec names none
+   * @param opts.timeoutMs ms one batch may take (Redis unreachable: the task fails). Default 30000
+   */
+  constructor(
+    private readonly spec: BullMqSinkSpec,
+    private readonly jobName: string,
+    defaultUrl: string,
+    private readonly onRow: () => void,
+    private readonly opts: { timeoutMs?: number } = {},
+  ) {
+    const url = new URL(spec.url ?? defaultUrl);
+    this.queue = new Queue(spec.queue, {
+      connection: {
+        host: url.hostname,
+        port: Number(url.port || 6379),
+        password: url.password || undefined,
+        username: url.username || undefined,
+        db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+        tls: url.protocol === 'rediss:' ? {} : undefined,
+        maxRetriesPerRequest: 3,
+      },
+    });
+    this.queue.on('error', () => {});
+    this.keep = { age: spec.keepCompletedS ?? 604_800 };
+  }
+
+  processElement(row: Row): void {
+    if (this.failure) throw this.failure;
+    this.batch.push({ name: 'alert', data: row, opts: { jobId: bullJobId(this.jobName, row, this.spec.idFields) } });
+    this.onRow();
+    if (this.batch.length >= BATCH) this.flush();
+  }
+
+  processWatermark(): void {
+    this.flush();
+  }
+
+  pending(): Promise<void> | null {
+    if (this.failure) throw this.failure;
+    return this.inflight;
+  }
+
+  async endOfInput(): Promise<void> {
+    this.flush();
+    while (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure;
+    await this.queue.close();
+  }
+
+  close(): void {
+    void this.queue.close().catch(() => {});
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const jobs = this.batch.map((j) => ({
+      ...j,
+      opts: { ...j.opts, removeOnComplete: this.keep, removeOnFail: this.keep },
+    }));
+    this.batch = [];
+    const prev = this.inflight ?? Promise.resolve();
+    const run = prev
+      .then(async () => {
+        const ms = this.opts.timeoutMs ?? 30_000;
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms);
+        });
+        try {
+          await Promise.race([this.queue.addBulk(jobs), timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      })
+      .catch((err: Error) => {
+        this.failure ??= new EngineError(
+          'SINK_IO',
+          `cannot add alerts to BullMQ queue ${this.spec.queue}: ${err.message}`,
+          {
+            cause: err,
+          },
+        );
+      })
+      .finally(() => {
+        if (this.inflight === run) this.inflight = null;
+      });
+    this.inflight = run;
+  }
+}

@@ -55,7 +55,8 @@ export function checkRules(rules: Rule[], row: Row): string | null {
   return null;
 }
 
-const NUM_ERR = Symbol('bad number');
+/** Marker toNumber returns for text that is not a number. */
+export const NUM_ERR = Symbol('bad number');
 
 function isBlank(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -100,8 +101,11 @@ function fastDecimal(s: string): number {
   return neg ? -v : v;
 }
 
-/** Parses a numeric cell; returns NUM_ERR when it is not a plain decimal number. */
-function toNumber(cell: string, decimalComma: boolean): number | typeof NUM_ERR {
+/**
+ * Parses a numeric cell (see the module notes): the number, or NUM_ERR when the text is not a
+ * plain decimal or scientific number (empty, NaN, ±Infinity, hex/octal/binary literals).
+ */
+export function toNumber(cell: string, decimalComma: boolean): number | typeof NUM_ERR {
   const f = fastDecimal(cell);
   if (!Number.isNaN(f)) return f;
   let s = cell;

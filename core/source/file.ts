@@ -4,6 +4,7 @@
 import type { FileSourceSpec } from '../spec/types.js';
 import { LineDecoder } from './decode.js';
 import { LineReader, RAW_LIMIT } from './lines.js';
+import { ThingSpeakCsvDecoder } from './thingspeak.js';
 import type { SourceBatch, SourcePosition, SourceReader } from './types.js';
 
 /**
@@ -15,7 +16,7 @@ import type { SourceBatch, SourcePosition, SourceReader } from './types.js';
  */
 export class FileSourceReader implements SourceReader {
   readonly description: string;
-  private readonly decoder: LineDecoder;
+  private readonly decoder: LineDecoder | ThingSpeakCsvDecoder;
   private readonly files: number[];
   private fileAt = 0;
   private reader: LineReader | undefined;
@@ -32,7 +33,7 @@ export class FileSourceReader implements SourceReader {
     fields?: string[],
   ) {
     this.files = [...fileIndexes].sort((a, b) => a - b);
-    this.decoder = new LineDecoder(spec, fields);
+    this.decoder = spec.format === 'thingspeak-csv' ? new ThingSpeakCsvDecoder(spec) : new LineDecoder(spec, fields);
     const shown = this.files.map((i) => this.displayPath(i));
     this.description = shown.length === 0 ? 'file (no split)' : `file ${shown.join(', ')}`;
     if (restore) {
@@ -50,6 +51,9 @@ export class FileSourceReader implements SourceReader {
     const idx = this.files[this.fileAt] as number;
     const r = this.restore && this.restore.split === idx ? this.restore : undefined;
     this.restore = undefined;
+    // a ThingSpeak export's header maps its columns, also when resuming mid-file
+    if (this.decoder instanceof ThingSpeakCsvDecoder)
+      await this.decoder.startFile(this.spec.paths[idx] as string, this.displayPath(idx));
     const reader = new LineReader(this.spec.paths[idx] as string, {
       compression: this.spec.compression,
       encoding: this.spec.encoding ?? 'utf8',

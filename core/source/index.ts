@@ -5,11 +5,13 @@ import type { SourceSpec } from '../spec/types.js';
 import { FileSourceReader } from './file.js';
 import { GeneratorReader } from './generator.js';
 import { RedisStreamReader } from './redis-stream.js';
+import { ThingSpeakJsonReader } from './thingspeak-json.js';
 import type { SourcePosition, SourceReader } from './types.js';
 
 export { FileSourceReader } from './file.js';
 export { GeneratorReader } from './generator.js';
 export { RedisStreamReader } from './redis-stream.js';
+export { ThingSpeakJsonReader } from './thingspeak-json.js';
 export type { SourceBatch, SourcePosition, SourceReader } from './types.js';
 export { newSourceBatch } from './types.js';
 
@@ -50,6 +52,7 @@ export function createSourceReader(
       restore,
       opts.fields,
     );
+  if (spec.type === 'file' && spec.format === 'thingspeak-json') return new ThingSpeakJsonReader(spec, mine, restore);
   return spec.type === 'file'
     ? new FileSourceReader(spec, mine, restore, opts.fields)
     : new GeneratorReader(spec, mine, restore);

@@ -49,6 +49,7 @@ import { type RestartStrategyConfig, restartStrategy } from '../restart/strategi
 import { MAX_PARTITIONS, STREAM_NAME_RE } from '../streams/layout.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
+import { normaliseThingSpeakSource, type RawThingSpeakSource, thingSpeakSourceShape } from './thingspeak.js';
 import type {
   AggregateKind,
   AggregateSpec,
@@ -162,6 +163,18 @@ const fileSourceSchema = z.strictObject({
   eventTime: eventTimeSchema,
   watermark: watermarkSchema.default({ outOfOrdernessMs: 0, idleTimeoutMs: 0 }),
   validate: validateSchema.default([]),
+});
+
+/** a file source with `format: thingspeak-csv | thingspeak-json` (core/spec/thingspeak.ts) */
+const thingSpeakSourceSchema = thingSpeakSourceShape({
+  z,
+  nonEmpty,
+  anyInt,
+  posInt,
+  fieldType,
+  watermark: watermarkSchema.default({ outOfOrdernessMs: 0, idleTimeoutMs: 0 }),
+  validate: validateSchema.default([]),
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
 });
 
 const generatorSourceSchema = z.strictObject({
@@ -544,7 +557,24 @@ function normaliseSource(raw: unknown, baseDir: string | undefined, problems: Pr
     return undefined;
   }
   let source: SourceSpec | undefined;
-  if (raw.type === 'file') source = normaliseFileSource(raw, baseDir, problems);
+  if (raw.type === 'file' && typeof raw.format === 'string' && raw.format.startsWith('thingspeak')) {
+    const t = problems.parse(thingSpeakSourceSchema, raw, ['source']);
+    if (t) {
+      const ctx = {
+        resolvePath: (p: string) => resolvePath(p, baseDir),
+        typeOf: (ty: string) => TYPE_ALIASES[ty] as FieldType,
+        isValidZone,
+        defaultMinMs: DEFAULT_MIN_MS,
+        defaultMaxMs: DEFAULT_MAX_MS,
+      };
+      const rawTs = {
+        ...t,
+        watermark: t.watermark as WatermarkSpec,
+        validate: validateRules(t.validate as z.output<typeof validateSchema>),
+      };
+      source = normaliseThingSpeakSource(rawTs as RawThingSpeakSource, ctx, problems);
+    }
+  } else if (raw.type === 'file') source = normaliseFileSource(raw, baseDir, problems);
   else if (raw.type === 'generator') {
     const g = problems.parse(generatorSourceSchema, raw, ['source']);
     if (g) {

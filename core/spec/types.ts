@@ -80,7 +80,8 @@ export interface FileSourceSpec {
   paths: string[];
   /** the paths as written in the spec (before resolution), used in dead-letter positions; parallel to `paths` */
   displayPaths?: string[];
-  format: 'csv' | 'jsonl';
+  /** `thingspeak-*`: ThingSpeak channel exports / feeds (core/spec/thingspeak.ts); `thingspeak` is then set */
+  format: 'csv' | 'jsonl' | 'thingspeak-csv' | 'thingspeak-json';
   /** gzip is detected from the `.gz` suffix or magic bytes unless set */
   compression: 'auto' | 'gzip' | 'none';
   /**
@@ -111,6 +112,27 @@ export interface FileSourceSpec {
   eventTime: EventTimeSpec;
   watermark: WatermarkSpec;
   validate: ValidateRule[];
+  /** set for the `thingspeak-csv` / `thingspeak-json` formats */
+  thingspeak?: ThingSpeakSpec;
+}
+
+/** One ThingSpeak field a `thingspeak-*` file source reads. */
+export interface ThingSpeakFieldSpec {
+  /** 1..8: key `fieldN` of a JSON feed entry; in a CSV export, the N-th field column of the header */
+  slot: number;
+  /** name of the field in the rows */
+  name: string;
+  type: FieldType;
+  /** false: an empty value rejects the entry (default true: it is null) */
+  nullable: boolean;
+}
+
+/** ThingSpeak options of a file source (core/spec/thingspeak.ts). */
+export interface ThingSpeakSpec {
+  /** channel id (the sensor key); default: `channel.id` of a JSON feed, else the file name without extension */
+  channel?: string;
+  /** the fields read, in slot order */
+  fields: ThingSpeakFieldSpec[];
 }
 
 export interface GeneratorSourceSpec {

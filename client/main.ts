@@ -255,6 +255,82 @@ program
     }
   });
 
+const ingest = program.command('ingest').description('bridge external sources into a Fluxo stream (Redis Streams)');
+ingest
+  .command('mqtt')
+  .description(
+    'subscribe to MQTT topics (QoS 1, persistent session) and append each reading to a stream; ' +
+      'a message is acknowledged only once stored, duplicates are dropped; runs until SIGINT/SIGTERM',
+  )
+  .requiredOption('--topic <filter>', "topic filter with + levels, e.g. 'home/+/+/+/temperature'")
+  .requiredOption('--stream <name>', 'stream to append to (fluxo:stream:<name>:<partition>)')
+  .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+  .option('--fields <names>', 'names of the + levels, comma-separated, e.g. house,room,sensor')
+  .option('--value-field <name>', 'field a bare-number payload is stored under', 'value')
+  .option('--key <field>', 'field that picks the partition (default: the last topic field)')
+  .option('--partitions <n>', "the stream's partitions (fixed by its first writer)", positiveInt('--partitions', 1), 1)
+  .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  .option('--client-id <id>', 'MQTT client id of the persistent session (default fluxo-ingest-<stream>)')
+  .action(
+    async (o: {
+      topic: string;
+      stream: string;
+      broker: string;
+      fields?: string;
+      valueField: string;
+      key?: string;
+      partitions: number;
+      redis: string;
+      clientId?: string;
+    }) => {
+      const { ingestMqtt } = await import('./ingest-mqtt.js');
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      process.once('SIGTERM', () => ac.abort());
+      let last = 0;
+      const stats = await ingestMqtt(
+        {
+          broker: o.broker,
+          topic: o.topic,
+          stream: o.stream,
+          fields: o.fields?.split(',').map((f) => f.trim()),
+          valueField: o.valueField,
+          keyField: o.key,
+          partitions: o.partitions,
+          redisUrl: o.redis,
+          clientId: o.clientId,
+          log: createLogger('ingest'),
+        },
+        ac.signal,
+        (s) => {
+          if (Date.now() - last < 5000) return;
+          last = Date.now();
+          process.stderr.write(
+            `fluxo ingest: ${s.stored} stored, ${s.duplicates} duplicates, ${s.rejected} rejected\n`,
+          );
+        },
+      );
+      process.stderr.write(
+        `fluxo ingest: stopped; ${stats.stored} stored, ${stats.duplicates} duplicates, ${stats.rejected} rejected\n`,
+      );
+    },
+  );
+
+const alerts = program.command('alerts').description('alert queues (the bullmq sink)');
+alerts
+  .command('tail')
+  .description('print the alerts of a BullMQ queue as JSON lines, then follow new ones (until Ctrl-C)')
+  .argument('<queue>', 'queue name, as the bullmq sink names it')
+  .option('--redis <url>', 'Redis URL of the queue (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  .option('--new-only', 'skip the alerts already in the queue')
+  .action(async (queue: string, o: { redis: string; newOnly?: boolean }) => {
+    const { tailAlerts } = await import('./alerts.js');
+    const ac = new AbortController();
+    process.once('SIGINT', () => ac.abort());
+    process.once('SIGTERM', () => ac.abort());
+    await tailAlerts({ queue, redisUrl: o.redis, existing: !o.newOnly }, ac.signal);
+  });
+
 const chaos = program.command('chaos').description('inject failures to test recovery');
 chaos
   .command('kill-taskmanager')
@@ -399,7 +475,11 @@ streamWriteOptions(
     })
     .requiredOption('--time-field <field>', 'event-time field')
     .addOption(
-      new Option('--time-unit <unit>', 'the field is a number of ms, s or us since the epoch').choices(['ms', 's', 'us']),
+      new Option('--time-unit <unit>', 'the field is a number of ms, s or us since the epoch').choices([
+        'ms',
+        's',
+        'us',
+      ]),
     )
     .option('--time-format <pattern>', 'the field is text in this Luxon format, e.g. "yyyy-MM-dd HH:mm:ss"')
     .option('--time-iso', 'the field is ISO 8601 text')

@@ -29,9 +29,26 @@ export interface BullMqSinkSpec {
   idFields?: string[];
   /** seconds completed jobs are kept (their ids keep deduplicating). Default 604800 */
   keepCompletedS?: number;
+  /** attempts a worker gets per alert (BullMQ retries a failed one). Default 5 */
+  attempts?: number;
+  /** delay before the first retry, ms, doubled each time (BullMQ exponential backoff). Default 1000 */
+  backoffMs?: number;
 }
 
 const BATCH = 256;
+
+/** BullMQ (ioredis) connection options for a `redis://` or `rediss://` URL. */
+export function bullConnection(redisUrl: string) {
+  const url = new URL(redisUrl);
+  return {
+    host: url.hostname,
+    port: Number(url.port || 6379),
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    tls: url.protocol === 'rediss:' ? {} : undefined,
+  };
+}
 const ALERT_ID_FIELDS = ['sensor', 'ts', 'rule'];
 const WINDOW_ID_FIELDS = ['key', 'windowStart'];
 
@@ -66,17 +83,8 @@ export class BullMqSink {
     private readonly onRow: () => void,
     private readonly opts: { timeoutMs?: number } = {},
   ) {
-    const url = new URL(spec.url ?? defaultUrl);
     this.queue = new Queue(spec.queue, {
-      connection: {
-        host: url.hostname,
-        port: Number(url.port || 6379),
-        password: url.password || undefined,
-        username: url.username || undefined,
-        db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
-        tls: url.protocol === 'rediss:' ? {} : undefined,
-        maxRetriesPerRequest: 3,
-      },
+      connection: { ...bullConnection(spec.url ?? defaultUrl), maxRetriesPerRequest: 3 },
     });
     this.queue.on('error', () => {});
     this.keep = { age: spec.keepCompletedS ?? 604_800 };
@@ -111,9 +119,13 @@ export class BullMqSink {
 
   private flush(): void {
     if (this.batch.length === 0) return;
+    const retry = {
+      attempts: this.spec.attempts ?? 5,
+      backoff: { type: 'exponential', delay: this.spec.backoffMs ?? 1000 },
+    };
     const jobs = this.batch.map((j) => ({
       ...j,
-      opts: { ...j.opts, removeOnComplete: this.keep, removeOnFail: this.keep },
+      opts: { ...j.opts, ...retry, removeOnComplete: this.keep, removeOnFail: this.keep },
     }));
     this.batch = [];
     const prev = this.inflight ?? Promise.resolve();

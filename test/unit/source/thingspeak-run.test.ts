@@ -5,14 +5,14 @@
  * The expected rows come from an independent model (test/support/window-oracle.ts) fed by a naive
  * parse of the same CSV; the 331 updates whose light_level is "()" must be dead letters.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runJobLocally } from '../../../core/runtime/local.js';
 import { parseJobSpec } from '../../../core/spec/schema.js';
-import { readExport } from '../../support/thingspeak-feed.js';
+import { feedFromExport, readExport } from '../../support/thingspeak-feed.js';
 import { diffRows, type OracleReading, type OracleRow, tumblingOracle } from '../../support/window-oracle.js';
 
 const data = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'data');
@@ -89,4 +89,45 @@ describe('thingspeak-csv in a whole job', () => {
     },
     120_000,
   );
+
+  it('the JSON feed made from the same export gives the same windows; dead letters name the feeds entry', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fluxo-thingspeak-'));
+    // channel metadata: the id the CSV job uses and the export's own header names, nothing invented
+    const { header } = readExport(join(data, FILE));
+    const meta: Record<string, string> = { id: 'envmonitor' };
+    header.slice(2, 6).forEach((h, k) => {
+      meta[`field${k + 1}`] = h;
+    });
+    writeFileSync(join(dir, 'feed.json'), feedFromExport(join(data, FILE), meta, undefined, 2));
+    const spec = parseJobSpec(
+      {
+        name: 'thingspeak-json',
+        parallelism: 2,
+        source: {
+          type: 'file',
+          format: 'thingspeak-json',
+          path: 'feed.json',
+          melt: true,
+          watermark: { outOfOrdernessMs: B },
+        },
+        steps: [
+          { keyBy: 'sensorId' },
+          { window: { type: 'tumbling', sizeMs: HOUR } },
+          { aggregate: { count: 'count()', avg: 'avg(value)', min: 'min(value)', max: 'max(value)' } },
+        ],
+        sink: { type: 'file', path: join(dir, 'out.jsonl') },
+      },
+      { baseDir: dir },
+    );
+    await runJobLocally(spec);
+    const lines = (f: string) =>
+      readFileSync(join(dir, f), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l));
+    const { readings, rejectedLines } = expected();
+    expect(diffRows(lines('out.jsonl') as OracleRow[], tumblingOracle(readings, HOUR, B).rows, 1e-9)).toEqual([]);
+    const dead = lines('out.deadletter.jsonl') as { source: string }[];
+    expect(dead.map((d) => d.source).sort()).toEqual(rejectedLines.map((n) => `feed.json:feeds[${n - 2}]`).sort());
+  }, 120_000);
 });

@@ -23,6 +23,9 @@
  *   validate: [...]
  * ```
  *
+ * The export's latitude, longitude, elevation and status columns (and such keys of JSON entries)
+ * are not read.
+ *
  * Rows: `created_at` (text), `entry_id` (int), `channel` (string), `sensorId` (string: the
  * channel id, or `<channel>:<field>` when melted), one field per read slot (double unless typed,
  * null when empty), then the event time (`timestamp`, ms). With `melt`, each numeric field with a
@@ -76,7 +79,7 @@ export interface PeekedField {
   label: string | null;
 }
 
-/** True when `p` names a gzip file (magic bytes), read synchronously. */
+/** The first `bytes` bytes of file `p` (gunzipped when it is gzip: magic bytes or `compression`), read synchronously. */
 function readHead(p: string, bytes: number, compression: 'auto' | 'gzip' | 'none'): Buffer {
   const fd = openSync(p, 'r');
   try {
@@ -179,7 +182,7 @@ export interface ThingSpeakProblems {
   add(at: readonly PathPart[], message: string): void;
 }
 
-/** The user's `source:` block after zod (see THINGSPEAK_SCHEMA_SHAPE in schema.ts). */
+/** The user's `source:` block after zod (thingSpeakSourceShape), validate rules with their default reasons. */
 export interface RawThingSpeakSource {
   format: ThingSpeakFormat;
   path?: string | undefined;

@@ -52,7 +52,7 @@ describe('alert delivery through BullMQ', () => {
 
   it('posts each alert once to the webhook, retrying failures, and tail prints them', async () => {
     const sink = new BullMqSink({ type: 'bullmq', queue: 'alerts', backoffMs: 100 }, 'spikes', redis.url, () => {});
-    for (const a of alerts) sink.processElement(a, 0, 0);
+    for (const a of alerts) sink.processElement(a);
     await sink.endOfInput();
 
     const worker = spawn(process.execPath, [join(REPO_ROOT, 'examples/alert-webhook-worker.mjs'), 'alerts'], {

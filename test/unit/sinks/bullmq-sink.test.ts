@@ -31,8 +31,8 @@ describe('bullmq sink', () => {
     let rows = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       const sink = new BullMqSink({ type: 'bullmq', queue: 'alerts' }, 'spikes', redis.url, () => rows++);
-      for (const a of alerts) sink.processElement(a, 0, 0);
-      sink.processWatermark(0);
+      for (const a of alerts) sink.processElement(a);
+      sink.processWatermark();
       await sink.endOfInput();
     }
     expect(rows).toBe(6);
@@ -54,7 +54,7 @@ describe('bullmq sink', () => {
       () => {},
       { timeoutMs: 1500 },
     );
-    sink.processElement(alerts[0], 0, 0);
+    sink.processElement(alerts[0]);
     await expect(sink.endOfInput()).rejects.toThrow(/cannot add alerts to BullMQ queue nowhere/);
   }, 30_000);
 });

@@ -1,3 +1,4 @@
+import { ALERT_FIELDS } from '../detect/detect-operator.js';
 import { EngineError } from '../errors/index.js';
 import { inferMapTypes } from '../expr/cel.js';
 import { sourceFieldTypes } from '../spec/fields.js';
@@ -76,6 +77,7 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   let keyFields: string[] | undefined;
   let windowStep: Extract<JobSpec['steps'][number], { kind: 'window' }> | undefined;
   let aggregates: AggregateSpec[] | undefined;
+  let detectStep: Extract<JobSpec['steps'][number], { kind: 'detect' }> | undefined;
   spec.steps.forEach((step, i) => {
     switch (step.kind) {
       case 'filter':
@@ -101,6 +103,9 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       case 'aggregate':
         aggregates = step.aggregates;
         return;
+      case 'detect':
+        detectStep = step;
+        return;
     }
   });
   if (problems.length > 0)
@@ -115,23 +120,45 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   let mainProducer = 'source';
   let mainFields: FieldDesc[] = [...types].map(([name, type]) => ({ name, type }));
 
+  // the keyed stage: window + aggregate, or detect (the schema allows one of them per job)
+  let keyed:
+    | { ops: OperatorDesc[]; name: string; parallelism?: number; inputs: string[]; result: FieldDesc[] }
+    | undefined;
   if (keyFields && windowStep && aggregates) {
-    const parallelism = windowStep.parallelism ?? spec.parallelism;
-    // the window vertex needs the key and aggregate inputs; the event-time field rides along so
-    // a late reading reaches the late-data output whole (sensor, time, value)
+    keyed = {
+      ops: [{ kind: 'window', window: windowStep.window, aggregates, keyFields }],
+      name: `Window(${windowStep.window.type}) → Aggregate`,
+      parallelism: windowStep.parallelism,
+      inputs: aggregates.flatMap((a) => (a.field ? [a.field] : [])),
+      result: windowResultFields(keyFields, aggregates, types),
+    };
+  } else if (keyFields && detectStep) {
+    if (spec.sink.type === 'redis') {
+      const problem =
+        'sink: a redis sink writes window results (<key>:<windowStart>); send detect alerts to a file or stdout sink';
+      throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
+    }
+    keyed = {
+      ops: [{ kind: 'detect', detect: detectStep.detect, keyFields }],
+      name: `Detect(${detectStep.detect.rules.map((r) => r.name).join(', ')})`,
+      parallelism: detectStep.parallelism,
+      inputs: [detectStep.detect.valueField],
+      result: ALERT_FIELDS.map((f) => ({ ...f })),
+    };
+  }
+  if (keyFields && keyed) {
+    const parallelism = keyed.parallelism ?? spec.parallelism;
+    // the keyed vertex (id `window` whatever its operator: the JobManager restores key groups to
+    // it) needs the key and its operator's inputs; the event-time field rides along so a late
+    // reading reaches the late-data output whole (sensor, time, value)
     const needed = new Set<string>(keyFields);
-    for (const a of aggregates) if (a.field) needed.add(a.field);
+    for (const f of keyed.inputs) needed.add(f);
     needed.add(spec.source.eventTime.outputField);
     const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: types.get(name) ?? 'double' }));
-    const windowOps: OperatorDesc[] = [{ kind: 'window', window: windowStep.window, aggregates, keyFields }];
-    const resultFields = windowResultFields(keyFields, aggregates, types);
+    const windowOps = keyed.ops;
+    const resultFields = keyed.result;
     if (!sinkIsVertex) windowOps.push({ kind: 'sink', sink: spec.sink, role: 'main', fields: resultFields });
-    vertices.push({
-      id: 'window',
-      name: `Window(${windowStep.window.type}) → Aggregate`,
-      parallelism,
-      operators: windowOps,
-    });
+    vertices.push({ id: 'window', name: keyed.name, parallelism, operators: windowOps });
     edges.push({
       id: edges.length,
       source: 'source',

@@ -1,5 +1,6 @@
 import type {
   AggregateSpec,
+  DetectSpec,
   FieldType,
   FileSinkSpec,
   JobSpec,
@@ -25,6 +26,7 @@ export type OperatorDesc =
   | { kind: 'filter'; expr: string; stepIndex: number }
   | { kind: 'map'; fields: Record<string, string>; stepIndex: number }
   | { kind: 'window'; window: WindowSpec; aggregates: AggregateSpec[]; keyFields: string[] }
+  | { kind: 'detect'; detect: DetectSpec; keyFields: string[] }
   | { kind: 'sink'; sink: SinkSpec | FileSinkSpec | StdoutSinkSpec; role: OutputTag; fields: FieldDesc[] };
 
 /** A vertex of the job graph: a chain of operators run as one task per subtask. */

@@ -1,10 +1,10 @@
-import { keyGroupPart } from '../checkpoint/types.js';
 import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
 import { type OperatorDesc, sinkEpoch, type TaskDeploymentDescriptor } from '../graph/types.js';
 import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
-import { keyGroupRange } from '../state/keygroups.js';
 import { WindowOperator } from '../windows/window-operator.js';
+import { DetectDownstream } from './detect-downstream.js';
+import { KeyedDownstream } from './keyed-downstream.js';
 import type { OutputGate } from './output.js';
 import { isLineSinkSpec, LineSink, RedisHashSink, type TransactionalSink } from './sinks.js';
 import type { Downstream, TaskCounters } from './transport.js';
@@ -90,27 +90,24 @@ class MapOperator implements Downstream {
 }
 
 /** Keyed window aggregation over the key groups this subtask owns; late readings go to the `late` side output. */
-class WindowDownstream implements Downstream {
+class WindowDownstream extends KeyedDownstream<WindowOperator> {
   readonly op: WindowOperator;
-  private wm = Number.NEGATIVE_INFINITY;
-  private readonly keyGroups: { start: number; end: number };
   constructor(
     desc: TaskDeploymentDescriptor,
     o: Extract<OperatorDesc, { kind: 'window' }>,
-    private readonly next: Downstream,
+    next: Downstream,
     gate: OutputGate,
-    private readonly counters: TaskCounters,
+    counters: TaskCounters,
   ) {
-    const range = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
-    this.keyGroups = range;
+    super(desc, next, counters);
     this.op = new WindowOperator(
       {
         window: o.window,
         aggregates: o.aggregates,
         keyFields: o.keyFields,
         maxParallelism: desc.graph.maxParallelism,
-        keyGroupStart: range.start,
-        keyGroupEnd: range.end,
+        keyGroupStart: this.keyGroups.start,
+        keyGroupEnd: this.keyGroups.end,
       },
       {
         emit: (row) => next.processElement(row, (row.windowEnd as number) - 1, this.wm),
@@ -122,33 +119,6 @@ class WindowDownstream implements Downstream {
   }
   processElement(row: Row, ts: number, swm: number): void {
     this.op.processElement(row, ts, swm);
-  }
-  processWatermark(wm: number): void {
-    this.wm = wm;
-    this.op.processWatermark(wm);
-    this.sync();
-    this.next.processWatermark(wm);
-  }
-  async endOfInput(): Promise<void> {
-    this.op.endOfInput();
-    this.sync();
-    await this.next.endOfInput();
-  }
-  /** Restores one key group from a checkpoint part (`window.kg-N`); false when the part is not a key group of this operator. */
-  restore(part: string, bytes: Uint8Array): boolean {
-    const m = /^window\.kg-(\d+)$/.exec(part);
-    if (!m) return false;
-    this.op.restoreKeyGroup(Number(m[1]), bytes);
-    return true;
-  }
-
-  /** The window state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
-  snapshot(): [string, Uint8Array][] {
-    const parts: [string, Uint8Array][] = [];
-    for (let kg = this.keyGroups.start; kg <= this.keyGroups.end; kg++) {
-      parts.push([keyGroupPart('window', kg), this.op.snapshotKeyGroup(kg)]);
-    }
-    return parts;
   }
   sync(): void {
     const m = this.op.metrics;
@@ -211,7 +181,7 @@ export function buildChain(ctx: ChainContext): Chain {
   }
   let next: Downstream = new GateOutput(ctx.gate);
   const links: Downstream[] = [next];
-  let window: WindowDownstream | undefined;
+  let window: WindowDownstream | DetectDownstream | undefined;
   const sinks: TransactionalSink[] = [];
   for (let i = ops.length - 1; i >= 0; i--) {
     const o = ops[i];
@@ -236,6 +206,10 @@ export function buildChain(ctx: ChainContext): Chain {
       }
       case 'window':
         window = new WindowDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
+        link = window;
+        break;
+      case 'detect':
+        window = new DetectDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
         link = window;
         break;
       case 'sink':

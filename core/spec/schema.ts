@@ -24,6 +24,8 @@
  * - Steps: any number of `filter` / `map`, then optionally `keyBy` → `window` → `aggregate`
  *   as three consecutive steps, which must end the job. (Like Flink, a keyed stream is windowed
  *   directly.) A job without a window is a stateless pipeline.
+ * - Or `keyBy` → `detect` (spike alerts, core/detect/spec.ts), which ends the job; a job has one
+ *   keyed stage, so `detect` and `window` never share a job.
  * - `map` expressions all see the step's input row; outputs of the same step are not visible to
  *   each other. Map outputs add or replace fields.
  * - Event time is written to `eventTime.outputField`. Default: for `unit` event time, the field
@@ -43,6 +45,7 @@
  */
 import path from 'node:path';
 import * as z from 'zod';
+import { normaliseDetect } from '../detect/spec.js';
 import { EngineError, printable } from '../errors/index.js';
 import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { type RestartStrategyConfig, restartStrategy } from '../restart/strategies.js';
@@ -660,7 +663,7 @@ function checkCel(
 // ---------------------------------------------------------------------------------------------
 // steps
 
-const STEP_KINDS = ['filter', 'map', 'keyBy', 'window', 'aggregate'] as const;
+const STEP_KINDS = ['filter', 'map', 'keyBy', 'window', 'aggregate', 'detect'] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 const AGG = /^\s*(count|sum|avg|min|max)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\)\s*$/;
 
@@ -711,7 +714,7 @@ function normaliseSteps(
       } else {
         const p = problems.parse(posInt(), raw.parallelism, [...at, 'parallelism']);
         if (p === undefined) ok = false;
-        else if (kind === 'window' && p > maxParallelism)
+        else if ((kind === 'window' || kind === 'detect') && p > maxParallelism)
           fail([...at, 'parallelism'], `must be at most maxParallelism (${maxParallelism})`);
         else parallelism = p;
       }
@@ -814,19 +817,35 @@ function normaliseSteps(
         steps.push({ kind: 'aggregate', aggregates: aggs });
         return;
       }
+      case 'detect': {
+        const d = normaliseDetect(body, fields, [...at, 'detect'], problems);
+        if (!d) {
+          ok = false;
+          return;
+        }
+        steps.push(withP({ kind: 'detect', detect: d }));
+        return;
+      }
     }
   });
 
-  // structure: [filter|map]* ( keyBy window aggregate )?
+  // structure: [filter|map]* ( keyBy ( window aggregate | detect ) )?
   kinds.forEach((k, i) => {
     const at: PathPart[] = ['steps', i];
     if (k === 'keyBy') {
       if (kinds.indexOf('keyBy') !== i) fail(at, 'only one keyBy is allowed');
-      else if (kinds[i + 1] !== 'window') fail(at, 'keyBy must be followed by a window step');
+      else if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect')
+        fail(at, 'keyBy must be followed by a window or a detect step');
     } else if (k === 'window') {
       if (kinds[i - 1] !== 'keyBy') fail(at, 'window must directly follow a keyBy step');
       if (kinds[i + 1] !== 'aggregate') fail(at, 'window must be followed by an aggregate step');
       if (kinds.indexOf('window') !== i) fail(at, 'only one window is allowed');
+    } else if (k === 'detect') {
+      // one keyed stage per job: windows and detection both need the keyBy's hash exchange
+      if (kinds.includes('window'))
+        fail(at, 'detect cannot be combined with window/aggregate in one job; run spike detection as its own job');
+      else if (kinds[i - 1] !== 'keyBy') fail(at, 'detect must directly follow a keyBy step');
+      else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow detect');
     } else if (k === 'aggregate') {
       if (kinds[i - 1] !== 'window') fail(at, 'aggregate needs a window step before it');
       else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow aggregate');

@@ -230,7 +230,29 @@ export type StepSpec =
     }
   | { kind: 'keyBy'; fields: string[] }
   | { kind: 'window'; window: WindowSpec; parallelism?: number }
-  | { kind: 'aggregate'; aggregates: AggregateSpec[] };
+  | { kind: 'aggregate'; aggregates: AggregateSpec[] }
+  | { kind: 'detect'; detect: DetectSpec; parallelism?: number };
+
+/**
+ * One rule of a `detect` step (core/detect/detect-operator.ts), evaluated on each accepted
+ * reading of a key against its predecessor (the key's previous accepted reading in event-time
+ * order) or its exponentially weighted statistics. `name` is written to the alert's `rule` field
+ * (default: the type). Values are in the unit of the value field (°C for temperatures).
+ * - `jump`: |value − previous value| ≥ `minDelta`;
+ * - `rate`: |Δvalue / Δt| > `perMinute`, Δt in minutes (not evaluated when Δt = 0);
+ * - `zscore`: |value − EWMA mean| > `k` · max(EWMA std dev, `minStdDev`), once `warmup` readings
+ *   have entered the statistics (exponential smoothing factor `alpha` in (0, 1]).
+ */
+export type DetectRule =
+  | { type: 'jump'; name: string; minDelta: number }
+  | { type: 'rate'; name: string; perMinute: number }
+  | { type: 'zscore'; name: string; k: number; alpha: number; warmup: number; minStdDev: number };
+
+/** A keyed spike-detection step: rules over the numeric field `valueField` (e.g. `temperature`). */
+export interface DetectSpec {
+  valueField: string;
+  rules: DetectRule[];
+}
 
 export interface FileSinkSpec {
   type: 'file';

@@ -35,10 +35,17 @@
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row, Value, WindowSpec } from '../spec/types.js';
-import { keyGroupOf, keyOf } from '../state/keygroups.js';
+import {
+  checkKeyGroupRange,
+  checkOwnedKeyGroup,
+  checkRestoredKey,
+  KeyedTimers,
+  ownedKeyGroup,
+  rowKey,
+} from '../state/keyed-operator.js';
+import { readSnapshotHead, readValues, writeSnapshotHead, writeValues } from '../state/snapshot-values.js';
 import { type AggregateLayout, compileAggregates } from './aggregates.js';
 import { createAssigner, type WindowAssigner } from './assigners.js';
-import { NumberMinHeap } from './heap.js';
 
 export interface WindowOperatorConfig {
   window: WindowSpec;
@@ -99,8 +106,8 @@ export class WindowOperator {
   private readonly keyFields: string[];
   private readonly singleKeyField: string | null;
   private readonly keys = new Map<string, KeyWindows>();
-  private readonly timers = new Map<number, KeyWindows[]>();
-  private readonly timerHeap = new NumberMinHeap();
+  private readonly timers = new KeyedTimers<KeyWindows>();
+  private readonly fireTimer = (kw: KeyWindows, time: number): void => this.fire(kw, time);
   private readonly starts: number[];
   private wm = Number.NEGATIVE_INFINITY;
   private restoredWm: number | null = null;
@@ -129,12 +136,7 @@ export class WindowOperator {
     this.keyFields = cfg.keyFields;
     this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
     this.starts = new Array<number>(this.assigner.maxWindowsPerElement).fill(0);
-    if (cfg.keyGroupStart < 0 || cfg.keyGroupEnd >= cfg.maxParallelism || cfg.keyGroupStart > cfg.keyGroupEnd) {
-      throw new EngineError(
-        'INTERNAL',
-        `invalid key-group range [${cfg.keyGroupStart}, ${cfg.keyGroupEnd}] for maxParallelism ${cfg.maxParallelism}`,
-      );
-    }
+    checkKeyGroupRange(cfg);
   }
 
   /** The operator's current (combined input) watermark; −Infinity initially. */
@@ -157,13 +159,7 @@ export class WindowOperator {
    */
   processElement(row: Row, ts: number, sourceWatermark: number): void {
     this.metrics.recordsIn++;
-    let key: string;
-    if (this.singleKeyField !== null) {
-      const v = row[this.singleKeyField];
-      key = typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
-    } else {
-      key = keyOf(row, this.keyFields);
-    }
+    const key = rowKey(row, this.singleKeyField, this.keyFields);
     let kw = this.keys.get(key);
     if (kw === undefined) kw = this.newKey(key, row);
     const effWm = Math.max(sourceWatermark, this.wm);
@@ -202,15 +198,7 @@ export class WindowOperator {
   processWatermark(wm: number): void {
     if (!(wm > this.wm)) return;
     this.wm = wm;
-    const heap = this.timerHeap;
-    while (heap.size > 0 && heap.peek() <= wm) {
-      const end = heap.pop();
-      const bucket = this.timers.get(end);
-      this.timers.delete(end);
-      if (bucket === undefined) continue;
-      if (bucket.length > 1) bucket.sort(byKey);
-      for (let i = 0; i < bucket.length; i++) this.fire(bucket[i], end);
-    }
+    this.timers.fireDue(wm, false, this.fireTimer);
   }
 
   /** Fires every open window (the bounded input ended): same as `processWatermark(+Infinity)`. */
@@ -221,13 +209,7 @@ export class WindowOperator {
   // ---- state helpers ------------------------------------------------------------------------
 
   private newKey(key: string, row: Row): KeyWindows {
-    const kg = keyGroupOf(key, this.cfg.maxParallelism);
-    if (kg < this.cfg.keyGroupStart || kg > this.cfg.keyGroupEnd) {
-      throw new EngineError(
-        'INTERNAL',
-        `key '${key}' (key group ${kg}) is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`,
-      );
-    }
+    const kg = ownedKeyGroup(key, this.cfg);
     const values = this.keyFields.length > 1 ? this.keyFields.map((f) => row[f] ?? null) : null;
     const kw = new KeyWindows(key, kg, values);
     this.keys.set(key, kw);
@@ -285,13 +267,7 @@ export class WindowOperator {
   }
 
   private addTimer(end: number, kw: KeyWindows): void {
-    let bucket = this.timers.get(end);
-    if (bucket === undefined) {
-      bucket = [];
-      this.timers.set(end, bucket);
-      this.timerHeap.push(end);
-    }
-    bucket.push(kw);
+    this.timers.add(end, kw);
   }
 
   /** Timers of a new window: fire at `end`; with allowed lateness also clean up at `end + L`. */
@@ -406,19 +382,11 @@ export class WindowOperator {
    */
   snapshotKeyGroup(keyGroup: number): Uint8Array {
     const w = new ByteWriter(1024);
-    w.u8(SNAPSHOT_MAGIC);
-    w.u8(SNAPSHOT_VERSION);
-    w.u8(this.stride);
-    w.f64(this.wm);
-    const keys: KeyWindows[] = [];
-    for (const kw of this.keys.values()) if (kw.keyGroup === keyGroup && kw.n > 0) keys.push(kw);
-    keys.sort(byKey);
-    w.u32(keys.length);
+    const head = { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: this.stride };
+    const keys = writeSnapshotHead(w, head, this.wm, this.keys.values(), keyGroup, (kw) => kw.n > 0);
     for (const kw of keys) {
       w.string(kw.key);
-      const vals = kw.keyValues ?? [];
-      w.u8(vals.length);
-      for (const v of vals) writeValue(w, v);
+      writeValues(w, kw.keyValues);
       w.u32(kw.n);
       for (let i = 0; i < kw.n; i++) {
         w.f64(kw.starts[i]);
@@ -438,35 +406,24 @@ export class WindowOperator {
    *   match this job; `INTERNAL` if the key group is not owned by this subtask
    */
   restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void {
-    if (keyGroup < this.cfg.keyGroupStart || keyGroup > this.cfg.keyGroupEnd) {
-      throw new EngineError(
-        'INTERNAL',
-        `key group ${keyGroup} is not in this subtask's range [${this.cfg.keyGroupStart}, ${this.cfg.keyGroupEnd}]`,
-      );
-    }
+    checkOwnedKeyGroup(keyGroup, this.cfg);
     const r = new ByteReader(bytes);
-    if (r.u8() !== SNAPSHOT_MAGIC || r.u8() !== SNAPSHOT_VERSION)
-      throw new EngineError('PROTOCOL', 'not a window-operator key-group snapshot (magic/version)');
-    const stride = r.u8();
-    if (stride !== this.stride)
-      throw new EngineError(
-        'PROTOCOL',
-        `snapshot accumulator stride ${stride} does not match the job's aggregates (${this.stride})`,
-      );
-    const wm = r.f64();
+    const stride = this.stride;
+    const { watermark: wm, keyCount } = readSnapshotHead(
+      r,
+      { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: stride },
+      'window-operator',
+      (got) => `snapshot accumulator stride ${got} does not match the job's aggregates (${stride})`,
+    );
     this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
     this.wm = this.restoredWm;
-    const keyCount = r.u32();
     for (let k = 0; k < keyCount; k++) {
       const key = r.string() ?? '';
-      const nv = r.u8();
-      const vals: Value[] = [];
-      for (let i = 0; i < nv; i++) vals.push(readValue(r));
-      if (keyGroupOf(key, this.cfg.maxParallelism) !== keyGroup)
-        throw new EngineError('PROTOCOL', `key '${key}' does not belong to key group ${keyGroup}`);
+      const vals = readValues(r);
+      checkRestoredKey(key, keyGroup, this.cfg.maxParallelism);
       let kw = this.keys.get(key);
       if (kw === undefined) {
-        kw = new KeyWindows(key, keyGroup, nv > 0 ? vals : null);
+        kw = new KeyWindows(key, keyGroup, vals);
         this.keys.set(key, kw);
         this.metrics.keys++;
       }
@@ -491,42 +448,8 @@ export class WindowOperator {
   }
 }
 
-function byKey(a: KeyWindows, b: KeyWindows): number {
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-}
-
 function swap(a: number[], i: number, j: number): void {
   const t = a[i];
   a[i] = a[j];
   a[j] = t;
-}
-
-function writeValue(w: ByteWriter, v: Value): void {
-  if (v === null) w.u8(0);
-  else if (typeof v === 'string') {
-    w.u8(1);
-    w.string(v);
-  } else if (typeof v === 'number') {
-    w.u8(2);
-    w.f64(v);
-  } else {
-    w.u8(3);
-    w.u8(v ? 1 : 0);
-  }
-}
-
-function readValue(r: ByteReader): Value {
-  const tag = r.u8();
-  switch (tag) {
-    case 0:
-      return null;
-    case 1:
-      return r.string();
-    case 2:
-      return r.f64();
-    case 3:
-      return r.u8() === 1;
-    default:
-      throw new EngineError('PROTOCOL', `unknown value tag ${tag} in snapshot`);
-  }
 }

@@ -1,0 +1,58 @@
+import type { TaskDeploymentDescriptor } from '../graph/types.js';
+import type { Row } from '../spec/types.js';
+import { keyGroupRange } from '../state/keygroups.js';
+import { keyGroupOfPart, keyGroupParts } from '../state/snapshot-values.js';
+import type { Downstream, TaskCounters } from './transport.js';
+
+/** What a keyed operator offers its chain link: watermarks, end of input, per-key-group state. */
+export interface KeyedOperator {
+  processWatermark(wm: number): void;
+  endOfInput(): void;
+  snapshotKeyGroup(keyGroup: number): Uint8Array;
+  restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void;
+}
+
+/**
+ * A keyed operator (window, detect) as a link of its vertex's chain, over the key groups this
+ * subtask owns. The keyed vertex has id `window` whatever its operator (the JobManager hands key
+ * groups to that vertex on restore), so its state parts are `window.kg-N`; each operator's
+ * snapshot carries its own magic byte, so one never loads the other's state.
+ */
+export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downstream {
+  abstract readonly op: Op;
+  /** the last watermark passed on: the watermark tag of what the operator emits */
+  protected wm = Number.NEGATIVE_INFINITY;
+  protected readonly keyGroups: { start: number; end: number };
+  constructor(
+    desc: TaskDeploymentDescriptor,
+    protected readonly next: Downstream,
+    protected readonly counters: TaskCounters,
+  ) {
+    this.keyGroups = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
+  }
+  abstract processElement(row: Row, ts: number, swm: number): void;
+  /** Copies the operator's metrics into the task counters. */
+  abstract sync(): void;
+  processWatermark(wm: number): void {
+    this.wm = wm;
+    this.op.processWatermark(wm);
+    this.sync();
+    this.next.processWatermark(wm);
+  }
+  async endOfInput(): Promise<void> {
+    this.op.endOfInput();
+    this.sync();
+    await this.next.endOfInput();
+  }
+  /** Restores one key group from a checkpoint part (`window.kg-N`); false when the part is not one. */
+  restore(part: string, bytes: Uint8Array): boolean {
+    const kg = keyGroupOfPart('window', part);
+    if (kg === undefined) return false;
+    this.op.restoreKeyGroup(kg, bytes);
+    return true;
+  }
+  /** The state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
+  snapshot(): [string, Uint8Array][] {
+    return keyGroupParts('window', this.keyGroups, (kg) => this.op.snapshotKeyGroup(kg));
+  }
+}

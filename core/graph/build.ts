@@ -18,17 +18,18 @@ export function rowFieldTypes(spec: JobSpec): Map<string, FieldType> {
 }
 
 /**
- * The source fields the rest of a job reads: the keyBy and aggregate fields, the event-time field,
+ * The source fields the rest of a job reads: the keyBy and aggregate (or detect value) fields, the event-time field,
  * and every identifier in a filter or map expression (a superset: function names are included).
  * `undefined` means every field (a job without a window writes whole rows). Sources use it to
  * build only the fields that are read (projection), e.g. melted rows of a 29-column file.
  */
 export function requiredSourceFields(spec: JobSpec): string[] | undefined {
   const keyBy = spec.steps.find((s) => s.kind === 'keyBy');
-  const aggregate = spec.steps.find((s) => s.kind === 'aggregate');
-  if (keyBy?.kind !== 'keyBy' || aggregate?.kind !== 'aggregate') return undefined;
+  const keyed = spec.steps.find((s) => s.kind === 'aggregate' || s.kind === 'detect');
+  if (keyBy?.kind !== 'keyBy' || keyed === undefined) return undefined;
   const out = new Set<string>([...keyBy.fields, spec.source.eventTime.outputField]);
-  for (const a of aggregate.aggregates) if (a.field) out.add(a.field);
+  if (keyed.kind === 'aggregate') for (const a of keyed.aggregates) if (a.field) out.add(a.field);
+  if (keyed.kind === 'detect') out.add(keyed.detect.valueField);
   const identifiers = (expr: string): string[] =>
     expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ').match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
   for (const step of spec.steps) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EngineError } from '../../../core/errors/index.js';
-import { buildJobGraph } from '../../../core/graph/build.js';
+import { buildJobGraph, requiredSourceFields } from '../../../core/graph/build.js';
 import { parseJobSpec } from '../../../core/spec/schema.js';
 
 const job = (steps: unknown[], sink: unknown = { type: 'file', path: 'out/a.jsonl' }) => ({
@@ -77,6 +77,13 @@ describe('the detect step', () => {
       'detail',
     ]);
     expect(g.vertices.some((v) => v.id === 'late')).toBe(true);
+  });
+
+  it('lets sources build only the fields the job reads: key, event time, value', () => {
+    const spec = parseJobSpec(job([{ keyBy: 'sensorId' }, { detect: { rules: [{ type: 'jump', minDelta: 5 }] } }]), {
+      baseDir: '/base',
+    });
+    expect(requiredSourceFields(spec)?.sort()).toEqual(['sensorId', 'temperature', 'timestamp']);
   });
 
   it('refuses detect together with a window, and lists what is wrong with its rules', () => {

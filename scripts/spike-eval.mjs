@@ -106,10 +106,10 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
       `${name.padEnd(8)} alerts ${String(s.alerts).padStart(5)}  precision ${pct(s.precision).padStart(6)} (${s.matched}/${s.alerts})` +
       `  readings ${String(s.alertReadings).padStart(5)} precision ${pct(s.readingPrecision).padStart(6)}` +
       `  recall ${pct(s.recall).padStart(6)} (${s.detected}/${s.events} events)\n`;
-    process.stdout.write(
-      `labelled events: ${result.all.events}; tolerance ${tol} ms after an event's last labelled reading\n`,
-    );
-    process.stdout.write(line('all', result.all));
-    for (const [r, s] of Object.entries(result.byRule)) process.stdout.write(line(r, s));
+    let text = `labelled events: ${result.all.events}; tolerance ${tol} ms after an event's last labelled reading\n`;
+    text += line('all', result.all);
+    for (const [r, s] of Object.entries(result.byRule)) text += line(r, s);
+    process.stdout.on('error', () => {}); // a closed pipe (| head) is not an error
+    process.stdout.write(text);
   }
 }

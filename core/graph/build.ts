@@ -117,7 +117,8 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   const splits = sourceSplits(spec);
   vertices.push({ id: 'source', name: `Source: ${spec.source.type}`, parallelism: splits, operators: sourceOps });
 
-  const sinkIsVertex = spec.sink.type !== 'redis';
+  // redis and bullmq sinks write in parallel, chained to the keyed vertex
+  const sinkIsVertex = spec.sink.type !== 'redis' && spec.sink.type !== 'bullmq';
   let mainProducer = 'source';
   let mainFields: FieldDesc[] = [...types].map(([name, type]) => ({ name, type }));
 
@@ -187,14 +188,9 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       keyFields: [],
       schema: lateFields,
     });
-  } else if (spec.sink.type === 'redis') {
-    throw new EngineError(
-      'SPEC_INVALID',
-      'invalid job spec: sink: a redis sink needs keyBy, window and aggregate steps',
-      {
-        problems: ['sink: a redis sink needs keyBy, window and aggregate steps'],
-      },
-    );
+  } else if (spec.sink.type === 'redis' || spec.sink.type === 'bullmq') {
+    const problem = `sink: a ${spec.sink.type} sink needs a keyed step (keyBy, then window + aggregate${spec.sink.type === 'bullmq' ? ' or detect' : ''})`;
+    throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
   }
 
   if (sinkIsVertex) {
@@ -241,6 +237,12 @@ export function slotsNeeded(graph: JobGraph): number {
 /** Sink paths a job writes to, for the summary. */
 export function outputPaths(spec: JobSpec): { results: string; deadLetters: string; late: string } {
   const where = (s: SinkSpec | FileSinkSpec | StdoutSinkSpec): string =>
-    s.type === 'file' ? s.path : s.type === 'stdout' ? 'stdout' : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
+    s.type === 'file'
+      ? s.path
+      : s.type === 'stdout'
+        ? 'stdout'
+        : s.type === 'bullmq'
+          ? `BullMQ queue ${s.queue}`
+          : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
   return { results: where(spec.sink), deadLetters: where(spec.deadLetter), late: where(spec.lateData) };
 }

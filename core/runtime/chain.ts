@@ -1,5 +1,6 @@
 import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
 import { type OperatorDesc, sinkEpoch, type TaskDeploymentDescriptor } from '../graph/types.js';
+import { BullMqSink } from '../sinks/bullmq-sink.js';
 import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
 import { WindowOperator } from '../windows/window-operator.js';
@@ -221,6 +222,12 @@ export function buildChain(ctx: ChainContext): Chain {
           });
           sinks.push(sink);
           link = sink;
+        } else if (o.sink.type === 'bullmq') {
+          // idempotent by job id: no two-phase commit needed (core/sinks/bullmq-sink.ts)
+          const counters = ctx.counters;
+          link = new BullMqSink(o.sink, ctx.desc.spec.name, ctx.redisUrl, () => {
+            counters.rowsWritten++;
+          });
         } else {
           const epoch = transactionalEpoch(ctx.desc);
           const tx =

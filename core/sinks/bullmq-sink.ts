@@ -16,24 +16,7 @@
  */
 import { Queue } from 'bullmq';
 import { EngineError } from '../errors/index.js';
-import type { Row } from '../spec/types.js';
-
-/** The `bullmq` sink of a job spec. */
-export interface BullMqSinkSpec {
-  type: 'bullmq';
-  /** queue name */
-  queue: string;
-  /** Redis URL of the queue; default: the cluster's Redis */
-  url?: string;
-  /** row fields the job id is made of; default: sensor, ts, rule (alerts) or key, windowStart */
-  idFields?: string[];
-  /** seconds completed jobs are kept (their ids keep deduplicating). Default 604800 */
-  keepCompletedS?: number;
-  /** attempts a worker gets per alert (BullMQ retries a failed one). Default 5 */
-  attempts?: number;
-  /** delay before the first retry, ms, doubled each time (BullMQ exponential backoff). Default 1000 */
-  backoffMs?: number;
-}
+import type { BullMqSinkSpec, Row } from '../spec/types.js';
 
 const BATCH = 256;
 

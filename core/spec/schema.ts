@@ -218,6 +218,17 @@ const sessionSchema = z.strictObject({
 const fileSinkSchema = z.strictObject({ type: z.literal('file'), path: nonEmpty() });
 const stdoutSinkSchema = z.strictObject({ type: z.literal('stdout') });
 const redisSinkSchema = z.strictObject({ type: z.literal('redis'), keyPrefix: nonEmpty(), url: nonEmpty().optional() });
+const bullMqSinkSchema = z.strictObject({
+  type: z.literal('bullmq'),
+  queue: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { error: 'expected letters, digits, ".", "_" or "-" (no ":")' }),
+  url: nonEmpty().optional(),
+  idFields: z.array(nonEmpty()).min(1).optional(),
+  keepCompletedS: posInt().optional(),
+  attempts: posInt().optional(),
+  backoffMs: posInt().optional(),
+});
 
 const topSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
@@ -923,9 +934,10 @@ function normaliseSink(
     if (s.url !== undefined) out.url = s.url;
     return out;
   }
+  if (raw.type === 'bullmq' && !sideOutput) return problems.parse(bullMqSinkSchema, raw, [at]);
   problems.add(
     [at, 'type'],
-    `expected ${sideOutput ? 'file | stdout' : 'file | stdout | redis'}, got ${describe(raw.type)}`,
+    `expected ${sideOutput ? 'file | stdout' : 'file | stdout | redis | bullmq'}, got ${describe(raw.type)}`,
   );
   return undefined;
 }

@@ -268,7 +268,23 @@ export interface RedisSinkSpec {
   /** hash key prefix; a row is written with HSET `${keyPrefix}:${key}:${windowStart}` */
   keyPrefix: string;
 }
-export type SinkSpec = FileSinkSpec | StdoutSinkSpec | RedisSinkSpec;
+/** Alerts (or rows) to a BullMQ queue, one job per row, idempotent by id (core/sinks/bullmq-sink.ts). */
+export interface BullMqSinkSpec {
+  type: 'bullmq';
+  /** queue name */
+  queue: string;
+  /** Redis URL of the queue; default: the cluster's Redis */
+  url?: string;
+  /** row fields the job id is made of; default sensor, ts, rule (alerts) or key, windowStart */
+  idFields?: string[];
+  /** seconds completed jobs are kept (their ids keep deduplicating). Default 604800 */
+  keepCompletedS?: number;
+  /** attempts a worker gets per job. Default 5 */
+  attempts?: number;
+  /** first retry delay, ms, doubled each time. Default 1000 */
+  backoffMs?: number;
+}
+export type SinkSpec = FileSinkSpec | StdoutSinkSpec | RedisSinkSpec | BullMqSinkSpec;
 
 export interface JobSpec {
   name: string;

@@ -79,7 +79,9 @@ export function summaryLines(d: JobDetails): string[] {
     `  late (dropped)    ${n(t.late)}  -> ${d.outputs.late}`,
     `  sensors (keys)    ${n(t.sensors)}`,
   );
-  if (d.vertices.some((v) => v.id === 'window'))
+  if (d.vertices.some((v) => v.id === 'window' && v.name.startsWith('Detect')))
+    lines.push(`  alerts written    ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
+  else if (d.vertices.some((v) => v.id === 'window'))
     lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
   else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   const c = d.checkpoints;

@@ -1116,7 +1116,8 @@ export class JobManager {
  * Why the state of a savepoint taken by job `old` cannot be restored into job `next`, one line
  * per difference (empty = it can). Key groups move between subtasks freely, so the parallelism may
  * change; the number of key groups, the source's splits (its positions are byte offsets in those
- * files, or generator sequences) and the keyed state's shape (keyBy, window, aggregates) may not.
+ * files, or generator sequences) and the keyed state's shape (keyBy, window, aggregates, detect
+ * rules) may not.
  * Flink refuses the same changes to keyed state and sources.
  */
 export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpec, nextGraph: JobGraph): string[] {
@@ -1140,14 +1141,15 @@ export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpe
     p.push(
       `source.paths: the savepoint's positions are offsets in ${old.source.paths.join(', ')}; the job reads ${next.source.paths.join(', ')}`,
     );
-  const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate') => {
+  const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate' | 'detect') => {
     const st = s.steps.find((x) => x.kind === kind);
     if (!st) return undefined;
     if (st.kind === 'keyBy') return st.fields;
     if (st.kind === 'window') return st.window;
+    if (st.kind === 'detect') return st.detect;
     return st.kind === 'aggregate' ? st.aggregates : undefined;
   };
-  for (const kind of ['keyBy', 'window', 'aggregate'] as const) {
+  for (const kind of ['keyBy', 'window', 'aggregate', 'detect'] as const) {
     const a = json(step(old, kind));
     const b = json(step(next, kind));
     if (a !== b) p.push(`steps.${kind}: the savepoint's keyed state was built with ${a}, the job has ${b}`);

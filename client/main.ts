@@ -271,6 +271,7 @@ ingest
   .option('--partitions <n>', "the stream's partitions (fixed by its first writer)", positiveInt('--partitions', 1), 1)
   .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .option('--client-id <id>', 'MQTT client id of the persistent session (default fluxo-ingest-<stream>)')
+  .option('--share <group>', 'MQTT 5 shared subscription group: bridges of one group split the messages')
   .action(
     async (o: {
       topic: string;
@@ -282,6 +283,7 @@ ingest
       partitions: number;
       redis: string;
       clientId?: string;
+      share?: string;
     }) => {
       const { ingestMqtt } = await import('./ingest-mqtt.js');
       const ac = new AbortController();
@@ -299,6 +301,7 @@ ingest
           partitions: o.partitions,
           redisUrl: o.redis,
           clientId: o.clientId,
+          shareGroup: o.share,
           log: createLogger('ingest'),
         },
         ac.signal,

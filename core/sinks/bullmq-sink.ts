@@ -12,7 +12,8 @@
  * queue an alert again.
  *
  * Ids: `${jobName}|${v1}|${v2}|…` over `idFields` (default `sensor, ts, rule` for alert rows, else
- * `key, windowStart`), with `:` replaced by `_` (BullMQ reserves `:` in ids).
+ * `key, windowStart`, plus `update` for window results with allowed lateness, so each update is
+ * queued), with `:` replaced by `_` (BullMQ reserves `:` in ids).
  */
 import { Queue } from 'bullmq';
 import { EngineError } from '../errors/index.js';
@@ -34,13 +35,16 @@ export function bullConnection(redisUrl: string) {
 }
 const ALERT_ID_FIELDS = ['sensor', 'ts', 'rule'];
 const WINDOW_ID_FIELDS = ['key', 'windowStart'];
+/** window results with allowed lateness: every version (`update` 0, 1, …) is its own job */
+const WINDOW_UPDATE_ID_FIELDS = ['key', 'windowStart', 'update'];
 
 /**
  * The BullMQ job id of `row`: deterministic, the same for the same row of the same Fluxo job.
  * @param idFields fields to use; default by the row's shape (see the module doc)
  */
 export function bullJobId(jobName: string, row: Row, idFields?: string[]): string {
-  const fields = idFields ?? ('rule' in row ? ALERT_ID_FIELDS : WINDOW_ID_FIELDS);
+  const fields =
+    idFields ?? ('rule' in row ? ALERT_ID_FIELDS : 'update' in row ? WINDOW_UPDATE_ID_FIELDS : WINDOW_ID_FIELDS);
   let id = jobName;
   for (const f of fields) id += `|${String(row[f] ?? '')}`;
   return id.replaceAll(':', '_');

@@ -23,10 +23,12 @@
  * session timers (after a merge moved the end) are skipped when popped.
  *
  * Allowed lateness L > 0 (tumbling and sliding; Flink's `allowedLateness` with `EventTimeTrigger`):
- * a window still fires once at `W ≥ end`, but is kept until `W ≥ end + L`. A reading that
- * arrives for it in between (judged by the effective watermark) is added and the window
+ * a window still fires once at `W ≥ end`, but is kept until `W ≥ end + L`, then purged. A reading
+ * that arrives for it in between (judged by the effective watermark) is added and the window
  * immediately emits an **updated** row for the same `(key, windowStart)`: later rows supersede
- * earlier ones, so sinks should upsert. If the record's tag says the window has fired but this
+ * earlier ones, so upsert sinks overwrite and append sinks keep every version. With L > 0 every
+ * row carries `update` (UPDATE_FIELD): 0 for the on-time firing, n for the n-th update of that
+ * key and window (the per-window count is part of the snapshot). If the record's tag says the window has fired but this
  * operator has not fired it yet (its watermark lags the tag), the window is first fired with its
  * old content, so the rows emitted do not depend on channel timing. With L > 0 a window is late
  * only once `end + L ≤ W`. Session windows with L > 0 are not supported yet (`SPEC_INVALID`).
@@ -83,7 +85,10 @@ class KeyWindows {
   readonly starts: number[] = [];
   readonly ends: number[] = [];
   readonly acc: number[] = [];
-  /** 1 once the window has emitted its on-time row (only kept open afterwards when allowed lateness > 0) */
+  /**
+   * how many rows the window has emitted: 0 before it fired, 1 after its on-time row, 1 + n after
+   * n updates (only kept open after firing when allowed lateness > 0)
+   */
   readonly fired: number[] = [];
   constructor(
     readonly key: string,
@@ -94,7 +99,15 @@ class KeyWindows {
 }
 
 const SNAPSHOT_MAGIC = 0x46; // 'F'
-const SNAPSHOT_VERSION = 2;
+/** 3: `u32 fired` (rows emitted) per window; 2 (still restored): `u8 fired` flag */
+const SNAPSHOT_VERSION = 3;
+
+/**
+ * The field of a window result that numbers its versions when the window has allowed lateness
+ * > 0: 0 for the on-time firing, n for the n-th update of the same (key, windowStart). Absent
+ * (not written) when allowed lateness is 0, so on-time-only jobs keep their row shape.
+ */
+export const UPDATE_FIELD = 'update';
 
 export class WindowOperator {
   readonly metrics: WindowOperatorMetrics = { recordsIn: 0, late: 0, windowsEmitted: 0, keys: 0 };
@@ -302,7 +315,8 @@ export class WindowOperator {
     row.windowStart = kw.starts[i];
     row.windowEnd = kw.ends[i];
     this.aggs.writeResult(kw.acc, i * this.stride, row);
-    kw.fired[i] = 1;
+    if (this.latenessMs > 0) row[UPDATE_FIELD] = kw.fired[i];
+    kw.fired[i]++;
     this.metrics.windowsEmitted++;
     this.out.emit(row);
   }
@@ -374,9 +388,9 @@ export class WindowOperator {
    * Serialises the state of one key group: the operator watermark and, per key (sorted), its
    * open windows and accumulators. Binary layout (little-endian, see core/codec/bytes.ts):
    * ```
-   * u8 magic 'F', u8 version 2, u8 stride, f64 operatorWatermark, u32 keyCount
+   * u8 magic 'F', u8 version 3, u8 stride, f64 operatorWatermark, u32 keyCount
    * per key: string key, u8 keyValueCount, per value: u8 tag (0 null, 1 string, 2 number, 3 bool) + value,
-   *          u32 windowCount, per window: f64 start, f64 end, u8 fired, stride × f64 accumulator
+   *          u32 windowCount, per window: f64 start, f64 end, u32 fired (rows emitted), stride × f64 accumulator
    * ```
    * The returned bytes are a fresh buffer, owned by the caller (safe to transfer).
    */
@@ -391,7 +405,7 @@ export class WindowOperator {
       for (let i = 0; i < kw.n; i++) {
         w.f64(kw.starts[i]);
         w.f64(kw.ends[i]);
-        w.u8(kw.fired[i]);
+        w.u32(kw.fired[i]);
         for (let j = 0; j < this.stride; j++) w.f64(kw.acc[i * this.stride + j]);
       }
     }
@@ -409,9 +423,11 @@ export class WindowOperator {
     checkOwnedKeyGroup(keyGroup, this.cfg);
     const r = new ByteReader(bytes);
     const stride = this.stride;
+    // version 2 (a u8 fired flag) is still read: savepoints taken before update counts
+    const version = bytes[1] === 2 ? 2 : SNAPSHOT_VERSION;
     const { watermark: wm, keyCount } = readSnapshotHead(
       r,
-      { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: stride },
+      { magic: SNAPSHOT_MAGIC, version, shape: stride },
       'window-operator',
       (got) => `snapshot accumulator stride ${got} does not match the job's aggregates (${stride})`,
     );
@@ -431,7 +447,7 @@ export class WindowOperator {
       for (let i = 0; i < n; i++) {
         const start = r.f64();
         const end = r.f64();
-        const fired = r.u8();
+        const fired = version === 2 ? r.u8() : r.u32();
         const idx = kw.n;
         this.insertWindow(kw, idx, start, end);
         kw.fired[idx] = fired;

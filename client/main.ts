@@ -319,6 +319,33 @@ ingest
     },
   );
 
+program
+  .command('deadletters')
+  .description("print a job's dead letters (rejected records with their reason) as JSON lines, oldest first")
+  .argument('<job>', 'job id (a unique prefix of at least 4 characters is enough)')
+  .option('--count <n>', 'only the last n dead letters (then --follow goes on)', positiveInt('--count', 1))
+  .option('--follow', 'keep printing new dead letters until Ctrl-C')
+  .option('--redis <url>', "Redis URL of a redis-stream output (default: the sink's url, else env REDIS_URL)")
+  .option(...jmOption)
+  .action(async (jobId: string, o: { count?: number; follow?: boolean; redis?: string; jobmanager: string }) => {
+    const { deadLetterSinkOf, showDeadLetters } = await import('./deadletters.js');
+    const client = new JobManagerClient(o.jobmanager);
+    let details: Awaited<ReturnType<JobManagerClient['getJob']>>;
+    try {
+      details = await client.getJob(jobId);
+    } finally {
+      client.close();
+    }
+    const ac = new AbortController();
+    process.once('SIGINT', () => ac.abort());
+    process.once('SIGTERM', () => ac.abort());
+    await showDeadLetters(
+      deadLetterSinkOf(details),
+      { count: o.count, follow: o.follow, redisUrl: o.redis },
+      ac.signal,
+    );
+  });
+
 const alerts = program.command('alerts').description('alert queues (the bullmq sink)');
 alerts
   .command('tail')

@@ -2,7 +2,18 @@ import { ALERT_FIELDS } from '../detect/detect-operator.js';
 import { EngineError } from '../errors/index.js';
 import { inferMapTypes } from '../expr/cel.js';
 import { sourceFieldTypes } from '../spec/fields.js';
-import type { AggregateSpec, FieldType, FileSinkSpec, JobSpec, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
+import type {
+  AggregateSpec,
+  DeadLetterSinkSpec,
+  FieldType,
+  FileSinkSpec,
+  JobSpec,
+  RedisStreamSinkSpec,
+  SinkSpec,
+  StdoutSinkSpec,
+} from '../spec/types.js';
+import { streamKey } from '../streams/layout.js';
+import { UPDATE_FIELD } from '../windows/window-operator.js';
 import type { FieldDesc, JobEdge, JobGraph, JobVertex, OperatorDesc } from './types.js';
 
 /**
@@ -44,16 +55,21 @@ function sourceSplits(spec: JobSpec): number {
   return s.type === 'file' ? s.paths.length : s.type === 'redis-stream' ? s.partitions : s.splits;
 }
 
-/** Output row fields of the window-aggregate operator, in the order they are written. */
+/**
+ * Output row fields of the window-aggregate operator, in the order they are written; with
+ * `allowedLatenessMs` > 0 also `update` (UPDATE_FIELD: 0 on time, n for the n-th update).
+ */
 export function windowResultFields(
   keyFields: string[],
   aggregates: AggregateSpec[],
   types: Map<string, FieldType>,
+  allowedLatenessMs = 0,
 ): FieldDesc[] {
   const fields: FieldDesc[] = [{ name: 'key', type: 'string' }];
   if (keyFields.length > 1) for (const k of keyFields) fields.push({ name: k, type: types.get(k) ?? 'string' });
   fields.push({ name: 'windowStart', type: 'int' }, { name: 'windowEnd', type: 'int' });
   for (const a of aggregates) fields.push({ name: a.output, type: a.kind === 'count' ? 'int' : 'double' });
+  if (allowedLatenessMs > 0) fields.push({ name: UPDATE_FIELD, type: 'int' });
   return fields;
 }
 
@@ -132,7 +148,7 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       name: `Window(${windowStep.window.type}) → Aggregate`,
       parallelism: windowStep.parallelism,
       inputs: aggregates.flatMap((a) => (a.field ? [a.field] : [])),
-      result: windowResultFields(keyFields, aggregates, types),
+      result: windowResultFields(keyFields, aggregates, types, windowStep.window.allowedLatenessMs),
     };
   } else if (keyFields && detectStep) {
     if (spec.sink.type === 'redis') {
@@ -235,14 +251,41 @@ export function slotsNeeded(graph: JobGraph): number {
 }
 
 /** Sink paths a job writes to, for the summary. */
-export function outputPaths(spec: JobSpec): { results: string; deadLetters: string; late: string } {
-  const where = (s: SinkSpec | FileSinkSpec | StdoutSinkSpec): string =>
+export function outputPaths(spec: JobSpec): {
+  results: string;
+  deadLetters: string;
+  late: string;
+  /** where dead letters go, for `fluxo deadletters`: the sink spec, with any password in its url masked */
+  deadLetterSink: DeadLetterSinkSpec;
+} {
+  const where = (s: SinkSpec | RedisStreamSinkSpec): string =>
     s.type === 'file'
       ? s.path
       : s.type === 'stdout'
         ? 'stdout'
         : s.type === 'bullmq'
           ? `BullMQ queue ${s.queue}`
-          : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
-  return { results: where(spec.sink), deadLetters: where(spec.deadLetter), late: where(spec.lateData) };
+          : s.type === 'redis-stream'
+            ? `redis stream ${streamKey(s.stream, 0)}`
+            : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
+  const dl = spec.deadLetter;
+  const deadLetterSink = dl.type === 'redis-stream' && dl.url !== undefined ? { ...dl, url: maskPassword(dl.url) } : dl;
+  return {
+    results: where(spec.sink),
+    deadLetters: where(spec.deadLetter),
+    late: where(spec.lateData),
+    deadLetterSink,
+  };
+}
+
+/** `redis://user:secret@host` → `redis://user:***@host` (a URL that does not parse is returned as is). */
+export function maskPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
 }

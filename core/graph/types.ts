@@ -2,10 +2,9 @@ import type {
   AggregateSpec,
   DetectSpec,
   FieldType,
-  FileSinkSpec,
   JobSpec,
+  RedisStreamSinkSpec,
   SinkSpec,
-  StdoutSinkSpec,
   WindowSpec,
 } from '../spec/types.js';
 
@@ -27,7 +26,7 @@ export type OperatorDesc =
   | { kind: 'map'; fields: Record<string, string>; stepIndex: number }
   | { kind: 'window'; window: WindowSpec; aggregates: AggregateSpec[]; keyFields: string[] }
   | { kind: 'detect'; detect: DetectSpec; keyFields: string[] }
-  | { kind: 'sink'; sink: SinkSpec | FileSinkSpec | StdoutSinkSpec; role: OutputTag; fields: FieldDesc[] };
+  | { kind: 'sink'; sink: SinkSpec | RedisStreamSinkSpec; role: OutputTag; fields: FieldDesc[] };
 
 /** A vertex of the job graph: a chain of operators run as one task per subtask. */
 export interface JobVertex {

@@ -1,6 +1,7 @@
 import { compileFilter, compileMap, type ExprFields, inferMapTypes } from '../expr/cel.js';
 import { type OperatorDesc, sinkEpoch, type TaskDeploymentDescriptor } from '../graph/types.js';
 import { BullMqSink } from '../sinks/bullmq-sink.js';
+import { RedisStreamSink } from '../sinks/redis-stream-sink.js';
 import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
 import { WindowOperator } from '../windows/window-operator.js';
@@ -129,6 +130,11 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
   }
 }
 
+/** Job-id fields of a late reading in a bullmq late-data sink: every field but `watermarkMs` (timing-dependent). */
+function lateIdFields(fields: { name: string }[]): string[] {
+  return fields.filter((f) => f.name !== 'watermarkMs').map((f) => f.name);
+}
+
 export interface ChainContext {
   desc: TaskDeploymentDescriptor;
   gate: OutputGate;
@@ -223,9 +229,17 @@ export function buildChain(ctx: ChainContext): Chain {
           sinks.push(sink);
           link = sink;
         } else if (o.sink.type === 'bullmq') {
-          // idempotent by job id: no two-phase commit needed (core/sinks/bullmq-sink.ts)
+          // idempotent by job id: no two-phase commit needed (core/sinks/bullmq-sink.ts); late
+          // readings have no window identity, so their ids default to all their fields
           const counters = ctx.counters;
-          link = new BullMqSink(o.sink, ctx.desc.spec.name, ctx.redisUrl, () => {
+          const spec = o.role === 'late' ? { ...o.sink, idFields: o.sink.idFields ?? lateIdFields(o.fields) } : o.sink;
+          link = new BullMqSink(spec, ctx.desc.spec.name, ctx.redisUrl, () => {
+            counters.rowsWritten++;
+          });
+        } else if (o.sink.type === 'redis-stream') {
+          // a side output, at-least-once with deterministic row ids (core/sinks/redis-stream-sink.ts)
+          const counters = ctx.counters;
+          link = new RedisStreamSink(o.sink, ctx.redisUrl, o.fields, () => {
             counters.rowsWritten++;
           });
         } else {

@@ -8,7 +8,7 @@ import { faults, sinkDelay } from '../fault/inject.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import { FileCommitter, fileCommitterState } from '../sinks/file-committer.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, RedisWriteAhead, redisSinkError } from '../sinks/redis-write-ahead.js';
-import type { FileSinkSpec, RedisSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
+import type { FileSinkSpec, RedisSinkSpec, RedisStreamSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
 /**
@@ -374,6 +374,6 @@ export class RedisHashSink implements Downstream, TransactionalSink {
   }
 }
 
-export function isLineSinkSpec(s: SinkSpec | FileSinkSpec | StdoutSinkSpec): s is FileSinkSpec | StdoutSinkSpec {
+export function isLineSinkSpec(s: SinkSpec | RedisStreamSinkSpec): s is FileSinkSpec | StdoutSinkSpec {
   return s.type === 'file' || s.type === 'stdout';
 }

@@ -16,8 +16,8 @@
  *     parallelism: 4             # optional, on filter / map / window steps
  *   - aggregate: { count: "count()", avg: "avg(temperature)" }
  * sink: { type: file, path: out/x.jsonl }    # | { type: stdout } | { type: redis, keyPrefix, url? }
- * deadLetter: { type: file, path: ... }      # optional
- * lateData: { type: file, path: ... }        # optional
+ * deadLetter: { type: file, path: ... }      # optional; or stdout, or { type: redis-stream, stream, url? }
+ * lateData: { type: file, path: ... }        # optional; or stdout, redis-stream, bullmq
  * ```
  *
  * Decisions (where the issue was silent):
@@ -57,17 +57,19 @@ import type {
   AggregateKind,
   AggregateSpec,
   ColumnSpec,
+  DeadLetterSinkSpec,
   EventTimeSpec,
   FieldType,
   FileSinkSpec,
   FileSourceSpec,
   GeneratorSourceSpec,
   JobSpec,
+  LateDataSinkSpec,
   MeltSpec,
+  RedisStreamSinkSpec,
   RedisStreamSourceSpec,
   SinkSpec,
   SourceSpec,
-  StdoutSinkSpec,
   StepSpec,
   WatermarkSpec,
   WindowSpec,
@@ -218,6 +220,13 @@ const sessionSchema = z.strictObject({
 const fileSinkSchema = z.strictObject({ type: z.literal('file'), path: nonEmpty() });
 const stdoutSinkSchema = z.strictObject({ type: z.literal('stdout') });
 const redisSinkSchema = z.strictObject({ type: z.literal('redis'), keyPrefix: nonEmpty(), url: nonEmpty().optional() });
+const redisStreamSinkSchema = z.strictObject({
+  type: z.literal('redis-stream'),
+  stream: z
+    .string()
+    .regex(STREAM_NAME_RE, { error: 'expected letters, digits, ".", "_" or "-" (at most 200, no ":")' }),
+  url: nonEmpty().optional(),
+});
 const bullMqSinkSchema = z.strictObject({
   type: z.literal('bullmq'),
   queue: z
@@ -911,7 +920,7 @@ function normaliseSink(
   sideOutput: boolean,
   baseDir: string | undefined,
   problems: Problems,
-): SinkSpec | undefined {
+): SinkSpec | RedisStreamSinkSpec | undefined {
   if (!isObject(raw)) {
     problems.add([at], `expected an object, got ${describe(raw)}`);
     return undefined;
@@ -934,11 +943,15 @@ function normaliseSink(
     if (s.url !== undefined) out.url = s.url;
     return out;
   }
-  if (raw.type === 'bullmq' && !sideOutput) return problems.parse(bullMqSinkSchema, raw, [at]);
-  problems.add(
-    [at, 'type'],
-    `expected ${sideOutput ? 'file | stdout' : 'file | stdout | redis | bullmq'}, got ${describe(raw.type)}`,
-  );
+  // side outputs: a redis stream (dead letters, late data), or a BullMQ queue (late data)
+  if (raw.type === 'redis-stream' && sideOutput) return problems.parse(redisStreamSinkSchema, raw, [at]);
+  if (raw.type === 'bullmq' && (!sideOutput || at === 'lateData')) return problems.parse(bullMqSinkSchema, raw, [at]);
+  const expected = !sideOutput
+    ? 'file | stdout | redis | bullmq'
+    : at === 'lateData'
+      ? 'file | stdout | redis-stream | bullmq'
+      : 'file | stdout | redis-stream';
+  problems.add([at, 'type'], `expected ${expected}, got ${describe(raw.type)}`);
   return undefined;
 }
 
@@ -1005,18 +1018,16 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
         problems,
       )
     : undefined;
-  const sink = 'sink' in raw ? normaliseSink(raw.sink, 'sink', false, outDir, problems) : undefined;
+  const sink =
+    'sink' in raw ? (normaliseSink(raw.sink, 'sink', false, outDir, problems) as SinkSpec | undefined) : undefined;
   const deadLetter =
     raw.deadLetter === undefined
       ? sideOutputDefault(sink, name, 'deadletter', outDir)
-      : (normaliseSink(raw.deadLetter, 'deadLetter', true, outDir, problems) as
-          | FileSinkSpec
-          | StdoutSinkSpec
-          | undefined);
+      : (normaliseSink(raw.deadLetter, 'deadLetter', true, outDir, problems) as DeadLetterSinkSpec | undefined);
   const lateData =
     raw.lateData === undefined
       ? sideOutputDefault(sink, name, 'late', outDir)
-      : (normaliseSink(raw.lateData, 'lateData', true, outDir, problems) as FileSinkSpec | StdoutSinkSpec | undefined);
+      : (normaliseSink(raw.lateData, 'lateData', true, outDir, problems) as LateDataSinkSpec | undefined);
 
   if (problems.list.length > 0 || !top || !source || !steps || !sink || !deadLetter || !lateData) {
     if (problems.list.length === 0) problems.add([], 'invalid job spec');

@@ -285,6 +285,23 @@ export interface BullMqSinkSpec {
   backoffMs?: number;
 }
 export type SinkSpec = FileSinkSpec | StdoutSinkSpec | RedisSinkSpec | BullMqSinkSpec;
+/**
+ * A side output (dead letters, late readings) appended to the Redis stream `stream`: one entry per
+ * row in `fluxo:stream:{stream}:0` (core/streams/layout.ts, one partition), field `data`: the row
+ * as one JSON object plus `rowId`, a deterministic id of the row (core/sinks/redis-stream-sink.ts).
+ * At-least-once: a replay after recovery appends rows again with the same `rowId`.
+ */
+export interface RedisStreamSinkSpec {
+  type: 'redis-stream';
+  /** stream name (`[A-Za-z0-9][A-Za-z0-9._-]*`) */
+  stream: string;
+  /** Redis URL; default: the cluster's Redis */
+  url?: string;
+}
+/** Where dead letters can go. */
+export type DeadLetterSinkSpec = FileSinkSpec | StdoutSinkSpec | RedisStreamSinkSpec;
+/** Where late readings can go (a bullmq sink: one job per late reading, id over all its fields). */
+export type LateDataSinkSpec = FileSinkSpec | StdoutSinkSpec | RedisStreamSinkSpec | BullMqSinkSpec;
 
 export interface JobSpec {
   name: string;
@@ -296,9 +313,9 @@ export interface JobSpec {
   steps: StepSpec[];
   sink: SinkSpec;
   /** where rejected lines go; default: file `<sink path>.deadletter.jsonl` (or out/<name>.deadletter.jsonl) */
-  deadLetter: FileSinkSpec | StdoutSinkSpec;
+  deadLetter: DeadLetterSinkSpec;
   /** where late readings go; default: file `<sink path>.late.jsonl` (or out/<name>.late.jsonl) */
-  lateData: FileSinkSpec | StdoutSinkSpec;
+  lateData: LateDataSinkSpec;
   /**
    * Periodic checkpoints (asynchronous barrier snapshots); absent = none. Defaults: timeoutMs
    * 60000, minPauseMs 0, retained 3, tolerableFailures 0 (Flink's), mode exactly-once.

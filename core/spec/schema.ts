@@ -214,7 +214,10 @@ const slidingSchema = z.strictObject({
 const sessionSchema = z.strictObject({
   type: z.literal('session'),
   gapMs: posInt(),
-  allowedLatenessMs: nonNegInt().default(0),
+  // updates of merged sessions are not built: refused here rather than when the job deploys
+  allowedLatenessMs: nonNegInt()
+    .max(0, { error: 'must be 0: allowed lateness with session windows is not supported yet' })
+    .default(0),
 });
 
 const fileSinkSchema = z.strictObject({ type: z.literal('file'), path: nonEmpty() });

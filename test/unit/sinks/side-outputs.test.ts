@@ -101,3 +101,13 @@ describe('redis-stream records', () => {
     expect(c[ROW_ID_FIELD]).not.toBe(a[ROW_ID_FIELD]);
   });
 });
+
+describe('allowed lateness in the spec', () => {
+  it('is refused with session windows, naming the field', () => {
+    const raw = base({});
+    (raw.steps as unknown[])[1] = { window: { type: 'session', gapMs: 5000, allowedLatenessMs: 1000 } };
+    expect(problemsOf(raw)).toEqual([
+      'steps[1].window.allowedLatenessMs: must be 0: allowed lateness with session windows is not supported yet',
+    ]);
+  });
+});

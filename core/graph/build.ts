@@ -13,6 +13,7 @@ import type {
   StdoutSinkSpec,
 } from '../spec/types.js';
 import { streamKey } from '../streams/layout.js';
+import { withLocalDateField } from '../windows/calendar.js';
 import { UPDATE_FIELD } from '../windows/window-operator.js';
 import type { FieldDesc, JobEdge, JobGraph, JobVertex, OperatorDesc } from './types.js';
 
@@ -148,7 +149,10 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       name: `Window(${windowStep.window.type}) → Aggregate`,
       parallelism: windowStep.parallelism,
       inputs: aggregates.flatMap((a) => (a.field ? [a.field] : [])),
-      result: windowResultFields(keyFields, aggregates, types, windowStep.window.allowedLatenessMs),
+      result: withLocalDateField(
+        windowResultFields(keyFields, aggregates, types, windowStep.window.allowedLatenessMs),
+        windowStep.window,
+      ),
     };
   } else if (keyFields && detectStep) {
     if (spec.sink.type === 'redis') {

@@ -4,6 +4,7 @@ import { BullMqSink } from '../sinks/bullmq-sink.js';
 import { RedisStreamSink } from '../sinks/redis-stream-sink.js';
 import { sourceExprFields } from '../spec/fields.js';
 import type { Row } from '../spec/types.js';
+import { calendarPeriodsOf, LOCAL_DATE_FIELD } from '../windows/calendar.js';
 import { WindowOperator } from '../windows/window-operator.js';
 import { DetectDownstream } from './detect-downstream.js';
 import { KeyedDownstream } from './keyed-downstream.js';
@@ -102,6 +103,7 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
     counters: TaskCounters,
   ) {
     super(desc, next, counters);
+    const calendar = calendarPeriodsOf(o.window);
     this.op = new WindowOperator(
       {
         window: o.window,
@@ -112,7 +114,10 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
         keyGroupEnd: this.keyGroups.end,
       },
       {
-        emit: (row) => next.processElement(row, (row.windowEnd as number) - 1, this.wm),
+        emit: (row) => {
+          if (calendar) row[LOCAL_DATE_FIELD] = calendar.localDate(row.windowStart as number);
+          next.processElement(row, (row.windowEnd as number) - 1, this.wm);
+        },
         late: (row, ts, watermark) => {
           gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark);
         },

@@ -204,6 +204,12 @@ const tumblingSchema = z.strictObject({
   offsetMs: anyInt().default(0),
   allowedLatenessMs: nonNegInt().default(0),
 });
+const calendarWindowSchema = z.strictObject({
+  type: z.literal('tumbling'),
+  calendar: z.enum(['day', 'week', 'month'], { error: 'expected day | week | month' }),
+  timeZone: nonEmpty().default('UTC'),
+  allowedLatenessMs: nonNegInt().default(0),
+});
 const slidingSchema = z.strictObject({
   type: z.literal('sliding'),
   sizeMs: posInt(),
@@ -884,6 +890,13 @@ function normaliseWindow(body: unknown, at: PathPart[], problems: Problems): Win
   }
   switch (body.type) {
     case 'tumbling': {
+      if ('calendar' in body) {
+        // local days / weeks / months in a time zone (core/windows/calendar.ts); no sizeMs, no offsetMs
+        const c = problems.parse(calendarWindowSchema, body, at);
+        if (c && !isValidZone(c.timeZone)) problems.add([...at, 'timeZone'], `unknown time zone "${c.timeZone}"`);
+        else return c;
+        return undefined;
+      }
       const w = problems.parse(tumblingSchema, body, at);
       if (!w) return undefined;
       if (Math.abs(w.offsetMs) >= w.sizeMs) {

@@ -204,12 +204,27 @@ export interface SlidingWindowSpec {
   slideMs: number;
   offsetMs: number;
 }
+/** Local calendar periods a `calendar` tumbling window can span. */
+export type CalendarUnit = 'day' | 'week' | 'month';
+/**
+ * Tumbling windows aligned to local calendar periods in an IANA time zone (YAML
+ * `{ type: tumbling, calendar: day, timeZone: Europe/Brussels }`): each window is one local day
+ * (from local midnight to the next), ISO week (Monday to Monday) or month, so its length in ms
+ * follows daylight-saving changes (a local day is 23 h at spring-forward, 25 h at fall-back).
+ * Window starts and ends stay ms since the epoch (core/windows/assigners.ts).
+ */
+export interface CalendarWindowSpec {
+  type: 'tumbling';
+  calendar: CalendarUnit;
+  /** IANA zone, e.g. `Europe/Brussels`; default `UTC` */
+  timeZone: string;
+}
 /** Gap-based session windows (designed now; built in the IoT issue). */
 export interface SessionWindowSpec {
   type: 'session';
   gapMs: number;
 }
-export type WindowSpec = (TumblingWindowSpec | SlidingWindowSpec | SessionWindowSpec) & {
+export type WindowSpec = (TumblingWindowSpec | CalendarWindowSpec | SlidingWindowSpec | SessionWindowSpec) & {
   allowedLatenessMs: number;
 };
 

@@ -5,7 +5,8 @@
  * write starts into a caller-owned array so the hot path allocates nothing per record.
  */
 import { EngineError } from '../errors/index.js';
-import type { WindowSpec } from '../spec/types.js';
+import type { CalendarUnit, WindowSpec } from '../spec/types.js';
+import { CalendarPeriods } from './calendar.js';
 
 /**
  * Start of the tumbling window of `sizeMs` (shifted by `offsetMs`) that contains `ts`:
@@ -20,7 +21,10 @@ export function windowStartWithOffset(ts: number, offsetMs: number, sizeMs: numb
 
 export interface WindowAssigner {
   readonly kind: 'tumbling' | 'sliding' | 'session';
-  /** window length in ms (for sessions: the gap, the length of a single reading's proto-session) */
+  /**
+   * window length in ms (for sessions: the gap, the length of a single reading's proto-session;
+   * for calendar windows the nominal length of the unit: use `windowEnd`, lengths vary with DST)
+   */
   readonly sizeMs: number;
   /** the most windows one timestamp can be assigned to (`out` needs no more room than this) */
   readonly maxWindowsPerElement: number;
@@ -34,6 +38,8 @@ export interface WindowAssigner {
   assign(ts: number, out: number[]): number;
   /** exclusive end of the window starting at `start` (for sessions: of a proto-session) */
   windowEnd(start: number): number;
+  /** calendar windows only: the local date (`yyyy-MM-dd`, first day) of the window starting at `start` */
+  localDate?(start: number): string;
 }
 
 class TumblingAssigner implements WindowAssigner {
@@ -51,6 +57,32 @@ class TumblingAssigner implements WindowAssigner {
   }
   windowEnd(start: number): number {
     return start + this.sizeMs;
+  }
+}
+
+/** Nominal lengths of calendar units (a `sizeMs` for display; the real ends come from `windowEnd`). */
+const NOMINAL_MS: Record<CalendarUnit, number> = { day: 86_400_000, week: 604_800_000, month: 2_678_400_000 };
+
+/** Tumbling windows of local days, weeks or months in a time zone (core/windows/calendar.ts). */
+class CalendarAssigner implements WindowAssigner {
+  readonly kind = 'tumbling' as const;
+  readonly maxWindowsPerElement = 1;
+  readonly merging = false;
+  readonly sizeMs: number;
+  private readonly periods: CalendarPeriods;
+  constructor(unit: CalendarUnit, timeZone: string) {
+    this.periods = new CalendarPeriods(unit, timeZone);
+    this.sizeMs = NOMINAL_MS[unit];
+  }
+  assign(ts: number, out: number[]): number {
+    out[0] = this.periods.startOf(ts);
+    return 1;
+  }
+  windowEnd(start: number): number {
+    return this.periods.endOf(start);
+  }
+  localDate(start: number): string {
+    return this.periods.localDate(start);
   }
 }
 
@@ -98,12 +130,15 @@ function positive(name: string, v: number): void {
 /**
  * Builds the assigner for a normalised window spec. Sliding with `slideMs == sizeMs` is planned
  * as tumbling (BR-08); a slide larger than the size leaves gaps (readings between windows belong
- * to none and count as late at the operator).
- * @throws EngineError `SPEC_INVALID` for a non-positive size, slide or gap, or a non-finite offset
+ * to none and count as late at the operator). A tumbling spec with `calendar` gives local days,
+ * weeks or months in its `timeZone`.
+ * @throws EngineError `SPEC_INVALID` for a non-positive size, slide or gap, a non-finite offset, or
+ *   an unknown time zone
  */
 export function createAssigner(spec: WindowSpec): WindowAssigner {
   switch (spec.type) {
     case 'tumbling':
+      if ('calendar' in spec) return new CalendarAssigner(spec.calendar, spec.timeZone);
       positive('size', spec.sizeMs);
       if (!Number.isFinite(spec.offsetMs))
         throw new EngineError('SPEC_INVALID', `window offset must be finite, got ${spec.offsetMs}`);

@@ -182,12 +182,12 @@ export class WindowOperator {
     }
     const starts = this.starts;
     const n = this.assigner.assign(ts, starts);
-    const size = this.assigner.sizeMs;
+    const assigner = this.assigner;
     const lateness = this.latenessMs;
     let added = 0;
     for (let i = 0; i < n; i++) {
       const start = starts[i];
-      const end = start + size;
+      const end = assigner.windowEnd(start); // not start + sizeMs: calendar windows vary in length
       if (end + lateness <= effWm) continue; // this window has fired: late for it
       const idx = this.findOrCreate(kw, start, end);
       if (lateness > 0 && end <= effWm) {

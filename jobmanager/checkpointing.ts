@@ -207,12 +207,14 @@ export class JobCheckpointing {
       const id = r.checkpoint.checkpointId;
       const f = this.finalize(r.checkpoint)
         .catch((err: Error) =>
-          this.o.log.error({ jobId: this.o.jobId, checkpointId: id, err: err.message }, 'checkpoint finalization failed'),
+          this.o.log.error(
+            { jobId: this.o.jobId, checkpointId: id, err: err.message },
+            'checkpoint finalization failed',
+          ),
         )
         .finally(() => this.finalizing.delete(id));
       this.finalizing.set(id, f);
-    }
-    else if (r.outcome === 'DISCARDED') void this.deleteQuietly(checkpointId);
+    } else if (r.outcome === 'DISCARDED') void this.deleteQuietly(checkpointId);
   }
 
   onDecline(taskId: string, attempt: number, checkpointId: number, reason: string, message: string): void {

@@ -1,6 +1,7 @@
 import { ALERT_FIELDS } from '../detect/detect-operator.js';
 import { EngineError } from '../errors/index.js';
 import { inferMapTypes } from '../expr/cel.js';
+import { UPDATED_AT_FIELD } from '../running/running-operator.js';
 import { sourceFieldTypes } from '../spec/fields.js';
 import type {
   AggregateSpec,
@@ -37,10 +38,11 @@ export function rowFieldTypes(spec: JobSpec): Map<string, FieldType> {
  */
 export function requiredSourceFields(spec: JobSpec): string[] | undefined {
   const keyBy = spec.steps.find((s) => s.kind === 'keyBy');
-  const keyed = spec.steps.find((s) => s.kind === 'aggregate' || s.kind === 'detect');
+  const keyed = spec.steps.find((s) => s.kind === 'aggregate' || s.kind === 'detect' || s.kind === 'running');
   if (keyBy?.kind !== 'keyBy' || keyed === undefined) return undefined;
   const out = new Set<string>([...keyBy.fields, spec.source.eventTime.outputField]);
-  if (keyed.kind === 'aggregate') for (const a of keyed.aggregates) if (a.field) out.add(a.field);
+  if (keyed.kind === 'aggregate' || keyed.kind === 'running')
+    for (const a of keyed.aggregates) if (a.field) out.add(a.field);
   if (keyed.kind === 'detect') out.add(keyed.detect.valueField);
   const identifiers = (expr: string): string[] =>
     expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ').match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
@@ -74,6 +76,19 @@ export function windowResultFields(
   return fields;
 }
 
+/** Output row fields of the running-aggregate operator: key, key fields (2+), aggregates, `updatedAt`. */
+export function runningResultFields(
+  keyFields: string[],
+  aggregates: AggregateSpec[],
+  types: Map<string, FieldType>,
+): FieldDesc[] {
+  const fields: FieldDesc[] = [{ name: 'key', type: 'string' }];
+  if (keyFields.length > 1) for (const k of keyFields) fields.push({ name: k, type: types.get(k) ?? 'string' });
+  for (const a of aggregates) fields.push({ name: a.output, type: a.kind === 'count' ? 'int' : 'double' });
+  fields.push({ name: UPDATED_AT_FIELD, type: 'int' });
+  return fields;
+}
+
 const deadLetterFields: FieldDesc[] = [
   { name: 'reason', type: 'string' },
   { name: 'source', type: 'string' },
@@ -96,6 +111,7 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   let windowStep: Extract<JobSpec['steps'][number], { kind: 'window' }> | undefined;
   let aggregates: AggregateSpec[] | undefined;
   let detectStep: Extract<JobSpec['steps'][number], { kind: 'detect' }> | undefined;
+  let runningStep: Extract<JobSpec['steps'][number], { kind: 'running' }> | undefined;
   spec.steps.forEach((step, i) => {
     switch (step.kind) {
       case 'filter':
@@ -124,6 +140,9 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       case 'detect':
         detectStep = step;
         return;
+      case 'running':
+        runningStep = step;
+        return;
     }
   });
   if (problems.length > 0)
@@ -141,7 +160,14 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
 
   // the keyed stage: window + aggregate, or detect (the schema allows one of them per job)
   let keyed:
-    | { ops: OperatorDesc[]; name: string; parallelism?: number; inputs: string[]; result: FieldDesc[] }
+    | {
+        ops: OperatorDesc[];
+        name: string;
+        parallelism?: number;
+        inputs: string[];
+        result: FieldDesc[];
+        upsertKey?: string[];
+      }
     | undefined;
   if (keyFields && windowStep && aggregates) {
     keyed = {
@@ -167,6 +193,19 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
       inputs: [detectStep.detect.valueField],
       result: ALERT_FIELDS.map((f) => ({ ...f })),
     };
+  } else if (keyFields && runningStep) {
+    if (spec.sink.type === 'bullmq') {
+      const problem = 'sink: running aggregates are upserts; send them to a redis, file or stdout sink';
+      throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
+    }
+    keyed = {
+      ops: [{ kind: 'running', aggregates: runningStep.aggregates, keyFields }],
+      name: 'Running aggregate',
+      parallelism: runningStep.parallelism,
+      inputs: runningStep.aggregates.flatMap((a) => (a.field ? [a.field] : [])),
+      result: runningResultFields(keyFields, runningStep.aggregates, types),
+      upsertKey: ['key'],
+    };
   }
   if (keyFields && keyed) {
     const parallelism = keyed.parallelism ?? spec.parallelism;
@@ -179,7 +218,14 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
     const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: types.get(name) ?? 'double' }));
     const windowOps = keyed.ops;
     const resultFields = keyed.result;
-    if (!sinkIsVertex) windowOps.push({ kind: 'sink', sink: spec.sink, role: 'main', fields: resultFields });
+    if (!sinkIsVertex)
+      windowOps.push({
+        kind: 'sink',
+        sink: spec.sink,
+        role: 'main',
+        fields: resultFields,
+        ...(keyed.upsertKey ? { upsertKey: keyed.upsertKey } : {}),
+      });
     vertices.push({ id: 'window', name: keyed.name, parallelism, operators: windowOps });
     edges.push({
       id: edges.length,
@@ -271,7 +317,9 @@ export function outputPaths(spec: JobSpec): {
           ? `BullMQ queue ${s.queue}`
           : s.type === 'redis-stream'
             ? `redis stream ${streamKey(s.stream, 0)}`
-            : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
+            : spec.steps.some((st) => st.kind === 'running')
+              ? `redis hashes ${s.keyPrefix}:<key>`
+              : `redis hashes ${s.keyPrefix}:<key>:<windowStart>`;
   const dl = spec.deadLetter;
   const deadLetterSink = dl.type === 'redis-stream' && dl.url !== undefined ? { ...dl, url: maskPassword(dl.url) } : dl;
   return {

@@ -26,7 +26,19 @@ export type OperatorDesc =
   | { kind: 'map'; fields: Record<string, string>; stepIndex: number }
   | { kind: 'window'; window: WindowSpec; aggregates: AggregateSpec[]; keyFields: string[] }
   | { kind: 'detect'; detect: DetectSpec; keyFields: string[] }
-  | { kind: 'sink'; sink: SinkSpec | RedisStreamSinkSpec; role: OutputTag; fields: FieldDesc[] };
+  | { kind: 'running'; aggregates: AggregateSpec[]; keyFields: string[] }
+  | {
+      kind: 'sink';
+      sink: SinkSpec | RedisStreamSinkSpec;
+      role: OutputTag;
+      fields: FieldDesc[];
+      /**
+       * The fields that name a row for an upserting sink: a redis sink writes the hash
+       * `<keyPrefix>:<v1>:<v2>…` of their values. Default `['key', 'windowStart']` (window
+       * results); `['key']` for running aggregates (one hash per key).
+       */
+      upsertKey?: string[];
+    };
 
 /** A vertex of the job graph: a chain of operators run as one task per subtask. */
 export interface JobVertex {

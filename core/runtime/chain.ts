@@ -9,6 +9,7 @@ import { WindowOperator } from '../windows/window-operator.js';
 import { DetectDownstream } from './detect-downstream.js';
 import { KeyedDownstream } from './keyed-downstream.js';
 import type { OutputGate } from './output.js';
+import { RunningDownstream } from './running-downstream.js';
 import { isLineSinkSpec, LineSink, RedisHashSink, type TransactionalSink } from './sinks.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -193,7 +194,7 @@ export function buildChain(ctx: ChainContext): Chain {
   }
   let next: Downstream = new GateOutput(ctx.gate);
   const links: Downstream[] = [next];
-  let window: WindowDownstream | DetectDownstream | undefined;
+  let window: WindowDownstream | DetectDownstream | RunningDownstream | undefined;
   const sinks: TransactionalSink[] = [];
   for (let i = ops.length - 1; i >= 0; i--) {
     const o = ops[i];
@@ -224,6 +225,10 @@ export function buildChain(ctx: ChainContext): Chain {
         window = new DetectDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
         link = window;
         break;
+      case 'running':
+        window = new RunningDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
+        link = window;
+        break;
       case 'sink':
         if (isLineSinkSpec(o.sink)) {
           // at-least-once: a restored task appends to what the failed attempt wrote (rows after
@@ -251,7 +256,9 @@ export function buildChain(ctx: ChainContext): Chain {
           const epoch = transactionalEpoch(ctx.desc);
           const tx =
             epoch === undefined ? undefined : { jobId: ctx.desc.jobId, epoch, claim: isFirstAttempt(ctx.desc) };
-          const sink = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters, o.role, tx);
+          const sink = new RedisHashSink(o.sink, ctx.redisUrl, o.fields, ctx.counters, o.role, tx, {
+            upsertKey: o.upsertKey,
+          });
           if (sink.transactional) sinks.push(sink);
           link = sink;
         }

@@ -7,7 +7,12 @@ import { EngineError, ioReason } from '../errors/index.js';
 import { faults, sinkDelay } from '../fault/inject.js';
 import type { FieldDesc, OutputTag } from '../graph/types.js';
 import { FileCommitter, fileCommitterState } from '../sinks/file-committer.js';
-import { DEFAULT_COMMAND_TIMEOUT_MS, RedisWriteAhead, redisSinkError } from '../sinks/redis-write-ahead.js';
+import {
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  RedisWriteAhead,
+  redisSinkError,
+  redisSinkFenceKey,
+} from '../sinks/redis-write-ahead.js';
 import type { FileSinkSpec, RedisSinkSpec, RedisStreamSinkSpec, Row, SinkSpec, StdoutSinkSpec } from '../spec/types.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -211,7 +216,10 @@ export interface RedisSinkTransaction {
 
 /**
  * Upserts each window result into a Redis hash `${keyPrefix}:${key}:${windowStart}` (HSET of every
- * non-null field; numbers as `String(n)`).
+ * non-null field; numbers as `String(n)`). The fields that name the hash are the sink's
+ * `upsertKey` (default `key`, `windowStart`): a running aggregate's rows use `key` alone, one hash
+ * `${keyPrefix}:${key}` per key. A row whose hash would be the fence `${keyPrefix}:fluxo-fence`
+ * (a key literally `fluxo-fence` with `upsertKey: ['key']`) fails the task with `SINK_IO`.
  *
  * Without `transaction` (no checkpoints, or at-least-once): written directly, pipelined per batch
  * of 512 rows and at each watermark; re-writing the same window overwrites it, so a replay after a
@@ -236,10 +244,15 @@ export class RedisHashSink implements Downstream, TransactionalSink {
   private readonly wal: RedisWriteAhead | undefined;
   /** fault injection `slow@sink` is set and this is the main output */
   private readonly slow: boolean;
+  /** the row fields naming the hash, after the key prefix */
+  private readonly upsertKey: string[];
+  private readonly fenceKey: string;
 
   /**
    * @param defaultUrl the cluster's Redis, used when the spec has no `url`
    * @param opts.commandTimeoutMs ms a Redis command may take before it fails, default 30 000
+   * @param opts.upsertKey the row fields whose values, joined by `:` after the key prefix, name a
+   *   row's hash; default `['key', 'windowStart']`
    */
   constructor(
     private readonly spec: RedisSinkSpec,
@@ -248,8 +261,10 @@ export class RedisHashSink implements Downstream, TransactionalSink {
     private readonly counters: TaskCounters,
     readonly role: OutputTag = 'main',
     transaction?: RedisSinkTransaction,
-    opts: { commandTimeoutMs?: number } = {},
+    opts: { commandTimeoutMs?: number; upsertKey?: string[] } = {},
   ) {
+    this.upsertKey = opts.upsertKey ?? ['key', 'windowStart'];
+    this.fenceKey = redisSinkFenceKey(spec.keyPrefix);
     this.client = new Redis(spec.url ?? defaultUrl, {
       maxRetriesPerRequest: 3,
       lazyConnect: false,
@@ -295,7 +310,7 @@ export class RedisHashSink implements Downstream, TransactionalSink {
 
   processElement(row: Row): void {
     if (this.slow) sinkDelay();
-    const key = `${this.spec.keyPrefix}:${row.key}:${row.windowStart}`;
+    const key = this.hashKey(row);
     this.counters.rowsWritten++;
     if (this.wal) {
       this.wal.add(key, row);
@@ -348,6 +363,22 @@ export class RedisHashSink implements Downstream, TransactionalSink {
 
   close(): void {
     this.client.disconnect();
+  }
+
+  /**
+   * `${keyPrefix}:${v1}:${v2}…` for the values of the upsert-key fields.
+   * @throws EngineError `SINK_IO` when that is the fence key
+   */
+  private hashKey(row: Row): string {
+    const uk = this.upsertKey;
+    let key = this.spec.keyPrefix;
+    for (let i = 0; i < uk.length; i++) key += `:${row[uk[i]]}`;
+    if (key === this.fenceKey)
+      throw new EngineError(
+        'SINK_IO',
+        `redis sink ${this.spec.keyPrefix}: a row would write the sink's fence hash ${key}; rename the key '${row.key}'`,
+      );
+    return key;
   }
 
   private flush(): void {

@@ -9,10 +9,12 @@
  * Keys (`P` is the sink's `keyPrefix`):
  * ```
  * P:<key>:<windowStart>   data: one hash per key and window, HSET of every non-null field (as the direct sink)
+ * P:<key>                 data of a running aggregate (upsert key `key` alone): one hash per key
  * P:fluxo-fence           fence: hash { job: <job id>, epoch: <highest epoch begun or committed> }
  * ```
- * The fence cannot collide with a data key of this or any other redis sink: every data key ends in
- * `:<windowStart>`, a decimal integer, and `fluxo-fence` is not one. It does match
+ * The fence cannot collide with a window result's data key: those end in `:<windowStart>`, a
+ * decimal integer, and `fluxo-fence` is not one. A running aggregate's key `fluxo-fence` would
+ * collide: the sink refuses that row (`SINK_IO`, core/runtime/sinks.ts). It does match
  * `SCAN MATCH P:*`, so deleting a sink's keys by prefix deletes its fence too (harmless: the next
  * script recreates it). It is never deleted by the engine: one small hash per key prefix.
  *

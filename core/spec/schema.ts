@@ -26,6 +26,8 @@
  *   directly.) A job without a window is a stateless pipeline.
  * - Or `keyBy` → `detect` (spike alerts, core/detect/spec.ts), which ends the job; a job has one
  *   keyed stage, so `detect` and `window` never share a job.
+ * - Or `keyBy` → `running: { sum: "sum(temperature)", n: "count()" }`, a continuous per-key
+ *   aggregate (same aggregate syntax, no window; core/running/running-operator.ts), ending the job.
  * - `map` expressions all see the step's input row; outputs of the same step are not visible to
  *   each other. Map outputs add or replace fields.
  * - Event time is written to `eventTime.outputField`. Default: for `unit` event time, the field
@@ -692,7 +694,7 @@ function checkCel(
 // ---------------------------------------------------------------------------------------------
 // steps
 
-const STEP_KINDS = ['filter', 'map', 'keyBy', 'window', 'aggregate', 'detect'] as const;
+const STEP_KINDS = ['filter', 'map', 'keyBy', 'window', 'aggregate', 'detect', 'running'] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 const AGG = /^\s*(count|sum|avg|min|max)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\)\s*$/;
 
@@ -743,7 +745,7 @@ function normaliseSteps(
       } else {
         const p = problems.parse(posInt(), raw.parallelism, [...at, 'parallelism']);
         if (p === undefined) ok = false;
-        else if ((kind === 'window' || kind === 'detect') && p > maxParallelism)
+        else if ((kind === 'window' || kind === 'detect' || kind === 'running') && p > maxParallelism)
           fail([...at, 'parallelism'], `must be at most maxParallelism (${maxParallelism})`);
         else parallelism = p;
       }
@@ -811,14 +813,16 @@ function normaliseSteps(
         steps.push(withP({ kind: 'window', window: w }));
         return;
       }
-      case 'aggregate': {
+      case 'aggregate':
+      case 'running': {
+        // `running` takes the aggregate syntax (a continuous aggregate per key, no window)
         if (!isObject(body) || Object.keys(body).length === 0) {
-          fail([...at, 'aggregate'], 'expected { output: "count()" | "sum(f)" | "avg(f)" | "min(f)" | "max(f)", ... }');
+          fail([...at, kind], 'expected { output: "count()" | "sum(f)" | "avg(f)" | "min(f)" | "max(f)", ... }');
           return;
         }
         const aggs: AggregateSpec[] = [];
         for (const [output, expr] of Object.entries(body)) {
-          const sub: PathPart[] = [...at, 'aggregate', output];
+          const sub: PathPart[] = [...at, kind, output];
           const m = typeof expr === 'string' ? AGG.exec(expr) : null;
           if (!m) {
             fail(sub, 'expected count(), sum(field), avg(field), min(field) or max(field)');
@@ -843,7 +847,8 @@ function normaliseSteps(
           }
           aggs.push({ output, kind: aggKind, field });
         }
-        steps.push({ kind: 'aggregate', aggregates: aggs });
+        if (kind === 'running') steps.push(withP({ kind: 'running', aggregates: aggs }));
+        else steps.push({ kind: 'aggregate', aggregates: aggs });
         return;
       }
       case 'detect': {
@@ -858,13 +863,13 @@ function normaliseSteps(
     }
   });
 
-  // structure: [filter|map]* ( keyBy ( window aggregate | detect ) )?
+  // structure: [filter|map]* ( keyBy ( window aggregate | detect | running ) )?
   kinds.forEach((k, i) => {
     const at: PathPart[] = ['steps', i];
     if (k === 'keyBy') {
       if (kinds.indexOf('keyBy') !== i) fail(at, 'only one keyBy is allowed');
-      else if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect')
-        fail(at, 'keyBy must be followed by a window or a detect step');
+      else if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect' && kinds[i + 1] !== 'running')
+        fail(at, 'keyBy must be followed by a window, a detect or a running step');
     } else if (k === 'window') {
       if (kinds[i - 1] !== 'keyBy') fail(at, 'window must directly follow a keyBy step');
       if (kinds[i + 1] !== 'aggregate') fail(at, 'window must be followed by an aggregate step');
@@ -875,6 +880,11 @@ function normaliseSteps(
         fail(at, 'detect cannot be combined with window/aggregate in one job; run spike detection as its own job');
       else if (kinds[i - 1] !== 'keyBy') fail(at, 'detect must directly follow a keyBy step');
       else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow detect');
+    } else if (k === 'running') {
+      if (kinds.includes('window') || kinds.includes('detect'))
+        fail(at, 'running cannot be combined with window or detect in one job (one keyed stage per job)');
+      else if (kinds[i - 1] !== 'keyBy') fail(at, 'running must directly follow a keyBy step');
+      else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow running');
     } else if (k === 'aggregate') {
       if (kinds[i - 1] !== 'window') fail(at, 'aggregate needs a window step before it');
       else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow aggregate');

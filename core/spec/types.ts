@@ -246,7 +246,9 @@ export type StepSpec =
   | { kind: 'keyBy'; fields: string[] }
   | { kind: 'window'; window: WindowSpec; parallelism?: number }
   | { kind: 'aggregate'; aggregates: AggregateSpec[] }
-  | { kind: 'detect'; detect: DetectSpec; parallelism?: number };
+  | { kind: 'detect'; detect: DetectSpec; parallelism?: number }
+  /** a continuous keyed aggregate, one upsert row per update (core/running/running-operator.ts) */
+  | { kind: 'running'; aggregates: AggregateSpec[]; parallelism?: number };
 
 /**
  * One rule of a `detect` step (core/detect/detect-operator.ts), evaluated on each accepted

@@ -139,10 +139,10 @@ describe('parseJobSpec', () => {
       'steps[0]: aggregate needs a window step before it',
     ]);
     expect(problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { filter: 'true' }] })).toEqual([
-      'steps[0]: keyBy must be followed by a window or a detect step',
+      'steps[0]: keyBy must be followed by a window, a detect or a running step',
     ]);
     expect(problemsOf({ ...base, steps: [{ filter: 'true', map: { a: '1' } }] })).toEqual([
-      'steps[0]: expected exactly one of filter, map, keyBy, window, aggregate, detect, got filter, map',
+      'steps[0]: expected exactly one of filter, map, keyBy, window, aggregate, detect, running, got filter, map',
     ]);
   });
 

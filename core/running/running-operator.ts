@@ -1,0 +1,345 @@
+/**
+ * The keyed running aggregate behind a job's `running` step (issue 4, item 7): a continuous,
+ * non-windowed aggregate per key (the PyFlink walkthrough's `GROUP BY sensor_id` with an upserting
+ * sink), emitting the key's current value as an upsert row `{ key, ...aggregates, updatedAt }`.
+ *
+ * Order: event time, like the detect operator. Each key buffers its accepted readings until the
+ * operator watermark W has passed them (ts < W), then adds them in (ts) order and emits one row
+ * per distinct event time after adding every reading with that ts. Why not arrival order (as
+ * PyFlink does)? The sequence of rows a key emits must not depend on how the channels of several
+ * source splits interleave, or on where a restore cut the input: with event-time order it is the
+ * same at any parallelism and after any recovery, so an upsert sink's intermediate states and an
+ * append sink's lines are reproducible, not only the final value. The price is latency (a reading
+ * shows once the watermark passes it, `outOfOrdernessMs` later) and lateness: a reading with
+ * ts < max(its source split's watermark tag, operator watermark) is late, counted and passed to
+ * `RunningOutput.late` (the late-data output), and is not in the aggregate.
+ *
+ * Values: the aggregates of core/windows/aggregates.ts (`count()`, `sum`, `avg`, `min`, `max`),
+ * with exact sums (`addToSum`/`readSum`), so a total is the correctly rounded sum of the same
+ * readings whatever the order they were added in. `updatedAt` is the event time (ms) of the
+ * latest reading the row includes (never wall-clock time, which would differ between runs).
+ * Readings that tie on ts are all added before the row is emitted, so their order is invisible.
+ *
+ * State per key (in the key-group snapshots, like the detect operator's): the accumulator, the
+ * latest ts added, and the pending readings (their aggregate input fields). Keys are kept for the
+ * life of the job (a running total never expires).
+ */
+
+import { ByteReader, ByteWriter } from '../codec/bytes.js';
+import { EngineError } from '../errors/index.js';
+import type { AggregateSpec, Row, Value } from '../spec/types.js';
+import {
+  checkKeyGroupRange,
+  checkOwnedKeyGroup,
+  checkRestoredKey,
+  KeyedTimers,
+  ownedKeyGroup,
+  rowKey,
+} from '../state/keyed-operator.js';
+import {
+  readSnapshotHead,
+  readValue,
+  readValues,
+  writeSnapshotHead,
+  writeValue,
+  writeValues,
+} from '../state/snapshot-values.js';
+import { type AggregateLayout, compileAggregates } from '../windows/aggregates.js';
+
+export interface RunningOperatorConfig {
+  aggregates: AggregateSpec[];
+  /** keyBy fields; the key is `keyOf(row, keyFields)` */
+  keyFields: string[];
+  /** number of key groups */
+  maxParallelism: number;
+  /** inclusive key-group range owned by this subtask; records of other groups are an INTERNAL error */
+  keyGroupStart: number;
+  keyGroupEnd: number;
+}
+
+export interface RunningOutput {
+  /** the key's current value: `{ key, ...keyFields (2+), ...aggregates, updatedAt }`; a later row for the key supersedes */
+  emit(row: Row): void;
+  /** a reading that came after the watermark had passed its event time; `watermark` = the effective one */
+  late(row: Row, ts: number, watermark: number): void;
+}
+
+export interface RunningOperatorMetrics {
+  recordsIn: number;
+  late: number;
+  /** rows emitted (updates) */
+  updates: number;
+  /** distinct keys with state */
+  keys: number;
+}
+
+/** The output field with the event time (ms) of the latest reading a running row includes. */
+export const UPDATED_AT_FIELD = 'updatedAt';
+
+class KeyState {
+  readonly acc: number[];
+  /** the latest ts added to `acc`; −Infinity before the first */
+  maxTs = Number.NEGATIVE_INFINITY;
+  /** pending readings from index `head`, sorted by ts (stable) */
+  readonly pts: number[] = [];
+  readonly prows: Row[] = [];
+  head = 0;
+  /** the ts of this key's live timer, NaN when none */
+  timerTs = Number.NaN;
+  constructor(
+    readonly key: string,
+    readonly keyGroup: number,
+    readonly keyValues: Value[] | null,
+    layout: AggregateLayout,
+  ) {
+    this.acc = new Array<number>(layout.stride).fill(0);
+    layout.init(this.acc, 0);
+  }
+  get pending(): number {
+    return this.pts.length - this.head;
+  }
+}
+
+const SNAPSHOT_MAGIC = 0x52; // 'R'
+const SNAPSHOT_VERSION = 1;
+
+export class RunningOperator {
+  readonly metrics: RunningOperatorMetrics = { recordsIn: 0, late: 0, updates: 0, keys: 0 };
+
+  private readonly layout: AggregateLayout;
+  /** the distinct aggregate input fields a pending reading keeps */
+  private readonly inputs: string[];
+  private readonly singleKeyField: string | null;
+  private readonly keys = new Map<string, KeyState>();
+  private readonly timers = new KeyedTimers<KeyState>();
+  private readonly fireTimer = (ks: KeyState, t: number): void => this.onTimer(ks, t);
+  private wm = Number.NEGATIVE_INFINITY;
+  private restoredWm: number | null = null;
+
+  /** @throws EngineError `SPEC_INVALID` for invalid aggregates, `INTERNAL` for an invalid key-group range */
+  constructor(
+    private readonly cfg: RunningOperatorConfig,
+    private readonly out: RunningOutput,
+  ) {
+    this.layout = compileAggregates(cfg.aggregates);
+    if (this.layout.stride > 255)
+      throw new EngineError(
+        'SPEC_INVALID',
+        `running: too many aggregates (${this.layout.stride} state slots, max 255)`,
+      );
+    this.inputs = [...new Set(cfg.aggregates.flatMap((a) => (a.field === undefined ? [] : [a.field])))];
+    this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
+    checkKeyGroupRange(cfg);
+  }
+
+  /** The operator's current (combined input) watermark; −Infinity initially. */
+  get currentWatermark(): number {
+    return this.wm;
+  }
+
+  /** Readings buffered over all keys, waiting for the watermark. */
+  get pendingReadings(): number {
+    let n = 0;
+    for (const ks of this.keys.values()) n += ks.pending;
+    return n;
+  }
+
+  /**
+   * Buffers an accepted reading, or passes it to the late output when ts < the effective watermark.
+   * @param ts event time, ms
+   * @param sourceWatermark the watermark of the source split that read the record, at read time
+   * @throws EngineError `INTERNAL` if the record's key group is not owned by this subtask
+   */
+  processElement(row: Row, ts: number, sourceWatermark: number): void {
+    this.metrics.recordsIn++;
+    const effWm = Math.max(sourceWatermark, this.wm);
+    if (ts < effWm) {
+      this.metrics.late++;
+      this.out.late(row, ts, effWm);
+      return;
+    }
+    const key = rowKey(row, this.singleKeyField, this.cfg.keyFields);
+    let ks = this.keys.get(key);
+    if (ks === undefined) ks = this.newKey(key, row);
+    this.buffer(ks, ts, this.project(row));
+  }
+
+  /** The combined input watermark advanced to `wm`: adds every pending reading with ts < wm. Lower or equal values are ignored. */
+  processWatermark(wm: number): void {
+    if (!(wm > this.wm)) return;
+    this.wm = wm;
+    this.timers.fireDue(wm, true, this.fireTimer);
+  }
+
+  /** The bounded input ended: adds everything (same as `processWatermark(+Infinity)`). */
+  endOfInput(): void {
+    this.processWatermark(Number.POSITIVE_INFINITY);
+  }
+
+  /** The current row of `key` (as last emitted), or undefined when it has none yet (tests, diagnostics). */
+  current(key: string): Row | undefined {
+    const ks = this.keys.get(key);
+    return ks === undefined || ks.maxTs === Number.NEGATIVE_INFINITY ? undefined : this.resultRow(ks);
+  }
+
+  private onTimer(ks: KeyState, t: number): void {
+    if (ks.timerTs !== t) return;
+    ks.timerTs = Number.NaN;
+    this.release(ks, this.wm);
+  }
+
+  private newKey(key: string, row: Row): KeyState {
+    const kg = ownedKeyGroup(key, this.cfg);
+    const values = this.cfg.keyFields.length > 1 ? this.cfg.keyFields.map((f) => row[f] ?? null) : null;
+    const ks = new KeyState(key, kg, values, this.layout);
+    this.keys.set(key, ks);
+    this.metrics.keys++;
+    return ks;
+  }
+
+  /** The aggregate inputs of a reading (what a pending reading keeps, and its snapshot holds). */
+  private project(row: Row): Row {
+    const p: Row = {};
+    for (const f of this.inputs) p[f] = row[f] ?? null;
+    return p;
+  }
+
+  /** Inserts into the key's buffer in ts order, after readings of equal ts (from the tail: input is mostly in order). */
+  private buffer(ks: KeyState, ts: number, row: Row): void {
+    const pts = ks.pts;
+    const prows = ks.prows;
+    let i = pts.length;
+    pts.push(ts);
+    prows.push(row);
+    while (i > ks.head && pts[i - 1] > ts) {
+      pts[i] = pts[i - 1];
+      prows[i] = prows[i - 1];
+      i--;
+    }
+    pts[i] = ts;
+    prows[i] = row;
+    if (i === ks.head) this.setTimer(ks, ts);
+  }
+
+  private setTimer(ks: KeyState, t: number): void {
+    if (ks.timerTs === t) return;
+    ks.timerTs = t;
+    this.timers.add(t, ks);
+  }
+
+  /** Adds every pending reading of `ks` with ts < wm, emitting after the last of each distinct ts; re-arms the timer. */
+  private release(ks: KeyState, wm: number): void {
+    const pts = ks.pts;
+    const prows = ks.prows;
+    let h = ks.head;
+    while (h < pts.length && pts[h] < wm) {
+      const ts = pts[h];
+      this.layout.add(ks.acc, 0, prows[h]);
+      ks.maxTs = ts;
+      h++;
+      if (h === pts.length || pts[h] !== ts) this.emit(ks);
+    }
+    if (h === pts.length) {
+      pts.length = 0;
+      prows.length = 0;
+      ks.head = 0;
+      return;
+    }
+    if (h > 1024 && h * 2 > pts.length) {
+      pts.splice(0, h);
+      prows.splice(0, h);
+      h = 0;
+    }
+    ks.head = h;
+    this.setTimer(ks, pts[h]);
+  }
+
+  private resultRow(ks: KeyState): Row {
+    const row: Row = { key: ks.key };
+    if (ks.keyValues !== null) {
+      const kf = this.cfg.keyFields;
+      for (let f = 0; f < kf.length; f++) row[kf[f]] = ks.keyValues[f];
+    }
+    this.layout.writeResult(ks.acc, 0, row);
+    row[UPDATED_AT_FIELD] = ks.maxTs;
+    return row;
+  }
+
+  private emit(ks: KeyState): void {
+    this.metrics.updates++;
+    this.out.emit(this.resultRow(ks));
+  }
+
+  // ---- checkpoints --------------------------------------------------------------------------
+
+  /**
+   * Serialises the state of one key group. Layout (little-endian, core/codec/bytes.ts):
+   * ```
+   * u8 magic 'R', u8 version 1, u8 stride, f64 operatorWatermark, u32 keyCount
+   * per key (sorted): string key, key values (core/state/snapshot-values.ts), f64 maxTs,
+   *   stride × f64 accumulator, u32 pendingCount,
+   *   pendingCount × (f64 ts, inputCount × tagged value of each aggregate input field)
+   * ```
+   * The returned bytes are a fresh buffer, owned by the caller.
+   */
+  snapshotKeyGroup(keyGroup: number): Uint8Array {
+    const w = new ByteWriter(256);
+    const head = { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: this.layout.stride };
+    const inputs = this.inputs;
+    for (const ks of writeSnapshotHead(w, head, this.wm, this.keys.values(), keyGroup)) {
+      w.string(ks.key);
+      writeValues(w, ks.keyValues);
+      w.f64(ks.maxTs);
+      for (let i = 0; i < ks.acc.length; i++) w.f64(ks.acc[i]);
+      w.u32(ks.pending);
+      for (let i = ks.head; i < ks.pts.length; i++) {
+        w.f64(ks.pts[i]);
+        const row = ks.prows[i];
+        for (let f = 0; f < inputs.length; f++) writeValue(w, row[inputs[f]] ?? null);
+      }
+    }
+    return w.toBytes();
+  }
+
+  /**
+   * Restores one key group written by `snapshotKeyGroup` (possibly by another subtask, after
+   * rescaling). Call before any record. The operator watermark becomes the minimum of the
+   * restored key groups' watermarks.
+   * @throws EngineError `PROTOCOL` for malformed bytes, another operator's snapshot, or an
+   *   accumulator layout that differs from this job's aggregates; `INTERNAL` if the key group is
+   *   not this subtask's
+   */
+  restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void {
+    checkOwnedKeyGroup(keyGroup, this.cfg);
+    const r = new ByteReader(bytes);
+    const stride = this.layout.stride;
+    const { watermark: wm, keyCount } = readSnapshotHead(
+      r,
+      { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: stride },
+      'running-operator',
+      (got) => `snapshot has ${got} accumulator slots per key, the job's running step needs ${stride}`,
+    );
+    this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
+    this.wm = this.restoredWm;
+    const inputs = this.inputs;
+    for (let k = 0; k < keyCount; k++) {
+      const key = r.string() ?? '';
+      const vals = readValues(r);
+      checkRestoredKey(key, keyGroup, this.cfg.maxParallelism);
+      if (this.keys.has(key)) throw new EngineError('PROTOCOL', `key '${key}' restored twice`);
+      const ks = new KeyState(key, keyGroup, vals, this.layout);
+      this.keys.set(key, ks);
+      this.metrics.keys++;
+      ks.maxTs = r.f64();
+      for (let i = 0; i < stride; i++) ks.acc[i] = r.f64();
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        ks.pts.push(r.f64());
+        const row: Row = {};
+        for (let f = 0; f < inputs.length; f++) row[inputs[f]] = readValue(r);
+        ks.prows.push(row);
+      }
+      if (n > 0) this.setTimer(ks, ks.pts[0]);
+    }
+  }
+}

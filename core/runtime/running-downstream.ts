@@ -1,0 +1,45 @@
+import type { OperatorDesc, TaskDeploymentDescriptor } from '../graph/types.js';
+import { RunningOperator, UPDATED_AT_FIELD } from '../running/running-operator.js';
+import type { Row } from '../spec/types.js';
+import { KeyedDownstream } from './keyed-downstream.js';
+import type { OutputGate } from './output.js';
+import type { Downstream, TaskCounters } from './transport.js';
+
+/**
+ * The `running` step in a chain: a continuous keyed aggregate over the key groups this subtask
+ * owns (core/running/running-operator.ts). Each update row goes to `next` (the sink) with its
+ * `updatedAt` as event time; late readings go to the `late` side output.
+ */
+export class RunningDownstream extends KeyedDownstream<RunningOperator> {
+  readonly op: RunningOperator;
+  constructor(
+    desc: TaskDeploymentDescriptor,
+    o: Extract<OperatorDesc, { kind: 'running' }>,
+    next: Downstream,
+    gate: OutputGate,
+    counters: TaskCounters,
+  ) {
+    super(desc, next, counters);
+    this.op = new RunningOperator(
+      {
+        aggregates: o.aggregates,
+        keyFields: o.keyFields,
+        maxParallelism: desc.graph.maxParallelism,
+        keyGroupStart: this.keyGroups.start,
+        keyGroupEnd: this.keyGroups.end,
+      },
+      {
+        emit: (row) => next.processElement(row, row[UPDATED_AT_FIELD] as number, this.wm),
+        late: (row, ts, watermark) => gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark),
+      },
+    );
+  }
+  processElement(row: Row, ts: number, swm: number): void {
+    this.op.processElement(row, ts, swm);
+  }
+  sync(): void {
+    const m = this.op.metrics;
+    this.counters.late = m.late;
+    this.counters.keys = m.keys;
+  }
+}

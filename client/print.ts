@@ -81,6 +81,8 @@ export function summaryLines(d: JobDetails): string[] {
   );
   if (d.vertices.some((v) => v.id === 'window' && v.name.startsWith('Detect')))
     lines.push(`  alerts written    ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
+  else if (d.vertices.some((v) => v.id === 'window' && v.name === 'Running aggregate'))
+    lines.push(`  updates written   ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   else if (d.vertices.some((v) => v.id === 'window'))
     lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
   else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);

@@ -1117,7 +1117,7 @@ export class JobManager {
  * per difference (empty = it can). Key groups move between subtasks freely, so the parallelism may
  * change; the number of key groups, the source's splits (its positions are byte offsets in those
  * files, or generator sequences) and the keyed state's shape (keyBy, window, aggregates, detect
- * rules) may not.
+ * rules, running aggregates) may not.
  * Flink refuses the same changes to keyed state and sources.
  */
 export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpec, nextGraph: JobGraph): string[] {
@@ -1141,15 +1141,16 @@ export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpe
     p.push(
       `source.paths: the savepoint's positions are offsets in ${old.source.paths.join(', ')}; the job reads ${next.source.paths.join(', ')}`,
     );
-  const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate' | 'detect') => {
+  const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate' | 'detect' | 'running') => {
     const st = s.steps.find((x) => x.kind === kind);
     if (!st) return undefined;
     if (st.kind === 'keyBy') return st.fields;
     if (st.kind === 'window') return st.window;
     if (st.kind === 'detect') return st.detect;
+    if (st.kind === 'running') return st.aggregates;
     return st.kind === 'aggregate' ? st.aggregates : undefined;
   };
-  for (const kind of ['keyBy', 'window', 'aggregate', 'detect'] as const) {
+  for (const kind of ['keyBy', 'window', 'aggregate', 'detect', 'running'] as const) {
     const a = json(step(old, kind));
     const b = json(step(next, kind));
     if (a !== b) p.push(`steps.${kind}: the savepoint's keyed state was built with ${a}, the job has ${b}`);

@@ -36,6 +36,7 @@
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { DetectRule, DetectSpec, Row, Value } from '../spec/types.js';
+import { EventTimeBuffer } from '../state/event-time-buffer.js';
 import {
   checkKeyGroupRange,
   checkOwnedKeyGroup,
@@ -82,7 +83,7 @@ export const ALERT_FIELDS = [
   { name: 'detail', type: 'string' },
 ] as const;
 
-/** The state of one key. Pending readings live in `pts`/`pval` from index `head`, sorted by (ts, value). */
+/** The state of one key. Pending readings (their values) wait in `buf`, sorted by (ts, value). */
 class KeyState {
   /** readings released so far (the EWMA's count) */
   count = 0;
@@ -91,9 +92,7 @@ class KeyState {
   prevValue = 0;
   /** per zscore rule: mean, variance (2 numbers each) */
   readonly ew: number[];
-  readonly pts: number[] = [];
-  readonly pval: number[] = [];
-  head = 0;
+  readonly buf = new EventTimeBuffer<number>();
   /** the ts of this key's live timer, NaN when none */
   timerTs = Number.NaN;
   constructor(
@@ -105,9 +104,12 @@ class KeyState {
     this.ew = new Array<number>(zscoreRules * 2).fill(0);
   }
   get pending(): number {
-    return this.pts.length - this.head;
+    return this.buf.pending;
   }
 }
+
+/** Equal event times are released in order of value: the alerts do not depend on arrival order. */
+const byValue = (a: number, b: number): boolean => a > b;
 
 const SNAPSHOT_MAGIC = 0x44; // 'D'
 const SNAPSHOT_VERSION = 1;
@@ -207,21 +209,9 @@ export class DetectOperator {
     return ks;
   }
 
-  /** Inserts (ts, value) into the key's buffer in (ts, value) order (from the tail: input is mostly in order). */
+  /** Buffers (ts, value) in (ts, value) order. */
   private buffer(ks: KeyState, ts: number, value: number): void {
-    const pts = ks.pts;
-    const pval = ks.pval;
-    let i = pts.length;
-    pts.push(ts);
-    pval.push(value);
-    while (i > ks.head && (pts[i - 1] > ts || (pts[i - 1] === ts && pval[i - 1] > value))) {
-      pts[i] = pts[i - 1];
-      pval[i] = pval[i - 1];
-      i--;
-    }
-    pts[i] = ts;
-    pval[i] = value;
-    if (i === ks.head) this.setTimer(ks, ts);
+    if (ks.buf.insert(ts, value, byValue)) this.setTimer(ks, ts);
   }
 
   private setTimer(ks: KeyState, t: number): void {
@@ -232,26 +222,13 @@ export class DetectOperator {
 
   /** Evaluates and drops every pending reading of `ks` with ts < wm, then re-arms its timer. */
   private release(ks: KeyState, wm: number): void {
-    const pts = ks.pts;
-    const pval = ks.pval;
-    let h = ks.head;
-    while (h < pts.length && pts[h] < wm) {
-      this.evaluate(ks, pts[h], pval[h]);
-      h++;
+    const b = ks.buf;
+    while (b.pending > 0 && b.headTs < wm) {
+      this.evaluate(ks, b.headTs, b.headItem);
+      b.shift();
     }
-    if (h === pts.length) {
-      pts.length = 0;
-      pval.length = 0;
-      ks.head = 0;
-      return;
-    }
-    if (h > 1024 && h * 2 > pts.length) {
-      pts.splice(0, h);
-      pval.splice(0, h);
-      h = 0;
-    }
-    ks.head = h;
-    this.setTimer(ks, pts[h]);
+    const next = b.settle();
+    if (!Number.isNaN(next)) this.setTimer(ks, next);
   }
 
   /** Runs every rule on one released reading, then makes it the predecessor and updates the statistics. */
@@ -365,10 +342,10 @@ export class DetectOperator {
       w.f64(ks.prevValue);
       for (let i = 0; i < ks.ew.length; i++) w.f64(ks.ew[i]);
       w.u32(ks.pending);
-      for (let i = ks.head; i < ks.pts.length; i++) {
-        w.f64(ks.pts[i]);
-        w.f64(ks.pval[i]);
-      }
+      ks.buf.forEach((ts, value) => {
+        w.f64(ts);
+        w.f64(value);
+      });
     }
     return w.toBytes();
   }
@@ -407,10 +384,10 @@ export class DetectOperator {
       for (let i = 0; i < ks.ew.length; i++) ks.ew[i] = r.f64();
       const n = r.u32();
       for (let i = 0; i < n; i++) {
-        ks.pts.push(r.f64());
-        ks.pval.push(r.f64());
+        const ts = r.f64();
+        ks.buf.append(ts, r.f64());
       }
-      if (n > 0) this.setTimer(ks, ks.pts[0]);
+      if (n > 0) this.setTimer(ks, ks.buf.headTs);
     }
   }
 }

@@ -28,6 +28,7 @@
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row, Value } from '../spec/types.js';
+import { EventTimeBuffer } from '../state/event-time-buffer.js';
 import {
   checkKeyGroupRange,
   checkOwnedKeyGroup,
@@ -80,10 +81,8 @@ class KeyState {
   readonly acc: number[];
   /** the latest ts added to `acc`; −Infinity before the first */
   maxTs = Number.NEGATIVE_INFINITY;
-  /** pending readings from index `head`, sorted by ts (stable) */
-  readonly pts: number[] = [];
-  readonly prows: Row[] = [];
-  head = 0;
+  /** pending readings (their aggregate inputs), by ts, arrival order among equal ts */
+  readonly buf = new EventTimeBuffer<Row>();
   /** the ts of this key's live timer, NaN when none */
   timerTs = Number.NaN;
   constructor(
@@ -96,7 +95,7 @@ class KeyState {
     layout.init(this.acc, 0);
   }
   get pending(): number {
-    return this.pts.length - this.head;
+    return this.buf.pending;
   }
 }
 
@@ -204,21 +203,9 @@ export class RunningOperator {
     return p;
   }
 
-  /** Inserts into the key's buffer in ts order, after readings of equal ts (from the tail: input is mostly in order). */
+  /** Buffers a reading in ts order, after readings of equal ts. */
   private buffer(ks: KeyState, ts: number, row: Row): void {
-    const pts = ks.pts;
-    const prows = ks.prows;
-    let i = pts.length;
-    pts.push(ts);
-    prows.push(row);
-    while (i > ks.head && pts[i - 1] > ts) {
-      pts[i] = pts[i - 1];
-      prows[i] = prows[i - 1];
-      i--;
-    }
-    pts[i] = ts;
-    prows[i] = row;
-    if (i === ks.head) this.setTimer(ks, ts);
+    if (ks.buf.insert(ts, row)) this.setTimer(ks, ts);
   }
 
   private setTimer(ks: KeyState, t: number): void {
@@ -229,29 +216,16 @@ export class RunningOperator {
 
   /** Adds every pending reading of `ks` with ts < wm, emitting after the last of each distinct ts; re-arms the timer. */
   private release(ks: KeyState, wm: number): void {
-    const pts = ks.pts;
-    const prows = ks.prows;
-    let h = ks.head;
-    while (h < pts.length && pts[h] < wm) {
-      const ts = pts[h];
-      this.layout.add(ks.acc, 0, prows[h]);
+    const b = ks.buf;
+    while (b.pending > 0 && b.headTs < wm) {
+      const ts = b.headTs;
+      this.layout.add(ks.acc, 0, b.headItem);
       ks.maxTs = ts;
-      h++;
-      if (h === pts.length || pts[h] !== ts) this.emit(ks);
+      b.shift();
+      if (b.pending === 0 || b.headTs !== ts) this.emit(ks);
     }
-    if (h === pts.length) {
-      pts.length = 0;
-      prows.length = 0;
-      ks.head = 0;
-      return;
-    }
-    if (h > 1024 && h * 2 > pts.length) {
-      pts.splice(0, h);
-      prows.splice(0, h);
-      h = 0;
-    }
-    ks.head = h;
-    this.setTimer(ks, pts[h]);
+    const next = b.settle();
+    if (!Number.isNaN(next)) this.setTimer(ks, next);
   }
 
   private resultRow(ks: KeyState): Row {
@@ -292,11 +266,10 @@ export class RunningOperator {
       w.f64(ks.maxTs);
       for (let i = 0; i < ks.acc.length; i++) w.f64(ks.acc[i]);
       w.u32(ks.pending);
-      for (let i = ks.head; i < ks.pts.length; i++) {
-        w.f64(ks.pts[i]);
-        const row = ks.prows[i];
+      ks.buf.forEach((ts, row) => {
+        w.f64(ts);
         for (let f = 0; f < inputs.length; f++) writeValue(w, row[inputs[f]] ?? null);
-      }
+      });
     }
     return w.toBytes();
   }
@@ -334,12 +307,12 @@ export class RunningOperator {
       for (let i = 0; i < stride; i++) ks.acc[i] = r.f64();
       const n = r.u32();
       for (let i = 0; i < n; i++) {
-        ks.pts.push(r.f64());
+        const ts = r.f64();
         const row: Row = {};
         for (let f = 0; f < inputs.length; f++) row[inputs[f]] = readValue(r);
-        ks.prows.push(row);
+        ks.buf.append(ts, row);
       }
-      if (n > 0) this.setTimer(ks, ks.pts[0]);
+      if (n > 0) this.setTimer(ks, ks.buf.headTs);
     }
   }
 }

@@ -119,20 +119,16 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
           if (calendar) row[LOCAL_DATE_FIELD] = calendar.localDate(row.windowStart as number);
           next.processElement(row, (row.windowEnd as number) - 1, this.wm);
         },
-        late: (row, ts, watermark) => {
-          gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark);
-        },
+        late: this.lateOutput(gate),
       },
     );
   }
   processElement(row: Row, ts: number, swm: number): void {
     this.op.processElement(row, ts, swm);
   }
-  sync(): void {
-    const m = this.op.metrics;
-    this.counters.late = m.late;
-    this.counters.windowsEmitted = m.windowsEmitted;
-    this.counters.keys = m.keys;
+  override sync(): void {
+    super.sync();
+    this.counters.windowsEmitted = this.op.metrics.windowsEmitted;
   }
 }
 

@@ -32,16 +32,11 @@ export class DetectDownstream extends KeyedDownstream<DetectOperator> {
       },
       {
         emit: (row) => next.processElement(row, row.ts as number, this.wm),
-        late: (row, ts, watermark) => gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark),
+        late: this.lateOutput(gate),
       },
     );
   }
   processElement(row: Row, ts: number, swm: number): void {
     if (!this.op.processElement(row, ts, swm)) this.counters.rejected++;
-  }
-  sync(): void {
-    const m = this.op.metrics;
-    this.counters.late = m.late;
-    this.counters.keys = m.keys;
   }
 }

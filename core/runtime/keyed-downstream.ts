@@ -2,10 +2,13 @@ import type { TaskDeploymentDescriptor } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
 import { keyGroupRange } from '../state/keygroups.js';
 import { keyGroupOfPart, keyGroupParts } from '../state/snapshot-values.js';
+import type { OutputGate } from './output.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
 /** What a keyed operator offers its chain link: watermarks, end of input, per-key-group state. */
 export interface KeyedOperator {
+  /** counts the task reports: readings dropped as late, keys held */
+  readonly metrics: { late: number; keys: number };
   processWatermark(wm: number): void;
   endOfInput(): void;
   snapshotKeyGroup(keyGroup: number): Uint8Array;
@@ -31,8 +34,15 @@ export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downs
     this.keyGroups = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
   }
   abstract processElement(row: Row, ts: number, swm: number): void;
-  /** Copies the operator's metrics into the task counters. */
-  abstract sync(): void;
+  /** Copies the operator's metrics into the task counters (operators with more extend it). */
+  sync(): void {
+    this.counters.late = this.op.metrics.late;
+    this.counters.keys = this.op.metrics.keys;
+  }
+  /** The operator's late output: a late reading goes to the `late` side output with the watermark that made it late. */
+  protected lateOutput(gate: OutputGate): (row: Row, ts: number, watermark: number) => void {
+    return (row, ts, watermark) => gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark);
+  }
   processWatermark(wm: number): void {
     this.wm = wm;
     this.op.processWatermark(wm);

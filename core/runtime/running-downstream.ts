@@ -30,16 +30,11 @@ export class RunningDownstream extends KeyedDownstream<RunningOperator> {
       },
       {
         emit: (row) => next.processElement(row, row[UPDATED_AT_FIELD] as number, this.wm),
-        late: (row, ts, watermark) => gate.collect('late', { ...row, watermarkMs: watermark }, ts, watermark),
+        late: this.lateOutput(gate),
       },
     );
   }
   processElement(row: Row, ts: number, swm: number): void {
     this.op.processElement(row, ts, swm);
-  }
-  sync(): void {
-    const m = this.op.metrics;
-    this.counters.late = m.late;
-    this.counters.keys = m.keys;
   }
 }

@@ -29,6 +29,7 @@ import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { EngineError } from '../core/errors/index.js';
 import type { Logger } from '../core/log/index.js';
+import { luaCommand } from '../core/redis/script.js';
 import { claimStreamPartitions, type StreamLayout, streamLayout } from '../core/streams/layout.js';
 
 export interface IngestMqttOptions {
@@ -179,9 +180,13 @@ export async function storeMessage(
     .update(`${c.clientId}\u0000${topic}\u0000${packet.messageId ?? ''}\u0000`)
     .update(message)
     .digest('hex')}`;
-  const id = await redis.eval(
+  const appendOnce = luaCommand<(...args: string[]) => Promise<string | null>>(
+    redis,
+    'fluxoIngestAppendOnce',
     APPEND,
     2,
+  );
+  const id = await appendOnce(
     c.layout.keyFor(key),
     marker,
     c.layout.field,

@@ -86,9 +86,11 @@
  * checkpoint's commit is confirmed. Two unrelated jobs writing one key prefix at the same time
  * fence each other (the later owns the prefix, the earlier fails with `SINK_IO`).
  */
+
 import type { Redis } from 'ioredis';
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
+import { luaCommand } from '../redis/script.js';
 import type { Row } from '../spec/types.js';
 
 /** Last segment of the fence key: not a decimal integer, so never a `windowStart` of a data key. */
@@ -282,9 +284,7 @@ export class RedisWriteAhead {
     if (!Number.isSafeInteger(opts.epoch) || opts.epoch < 0)
       throw new EngineError('INTERNAL', `redis sink epoch must be an integer ≥ 0, got ${opts.epoch}`);
     this.fenceKey = redisSinkFenceKey(opts.keyPrefix);
-    if (!(COMMAND in client)) client.defineCommand(COMMAND, { lua: APPLY_SCRIPT });
-    const cmd = (client as unknown as Record<string, ApplyCommand>)[COMMAND];
-    this.apply = cmd.bind(client);
+    this.apply = luaCommand<ApplyCommand>(client, COMMAND, APPLY_SCRIPT);
   }
 
   /** Rows in the open transaction (since the last barrier). */

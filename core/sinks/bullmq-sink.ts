@@ -18,6 +18,7 @@
 import { Queue } from 'bullmq';
 import { EngineError } from '../errors/index.js';
 import type { BullMqSinkSpec, Row } from '../spec/types.js';
+import { BatchedSink } from './batched-sink.js';
 
 const BATCH = 256;
 
@@ -51,12 +52,9 @@ export function bullJobId(jobName: string, row: Row, idFields?: string[]): strin
 }
 
 /** Adds rows to a BullMQ queue in batches (`addBulk`), one job per row, idempotent by job id. */
-export class BullMqSink {
+export class BullMqSink extends BatchedSink<{ name: string; data: Row; opts: Record<string, unknown> }> {
   private readonly queue: Queue;
-  private batch: { name: string; data: Row; opts: { jobId: string } }[] = [];
-  private inflight: Promise<void> | null = null;
-  private failure: EngineError | null = null;
-  private readonly keep: { age: number };
+  private readonly jobOpts: Record<string, unknown>;
 
   /**
    * @param jobName the Fluxo job's name (ids must not change when a job is resubmitted)
@@ -67,80 +65,55 @@ export class BullMqSink {
     private readonly spec: BullMqSinkSpec,
     private readonly jobName: string,
     defaultUrl: string,
-    private readonly onRow: () => void,
+    onRow: () => void,
     private readonly opts: { timeoutMs?: number } = {},
   ) {
+    super(BATCH, onRow);
     this.queue = new Queue(spec.queue, {
       connection: { ...bullConnection(spec.url ?? defaultUrl), maxRetriesPerRequest: 3 },
     });
     this.queue.on('error', () => {});
-    this.keep = { age: spec.keepCompletedS ?? 604_800 };
-  }
-
-  processElement(row: Row): void {
-    if (this.failure) throw this.failure;
-    this.batch.push({ name: 'alert', data: row, opts: { jobId: bullJobId(this.jobName, row, this.spec.idFields) } });
-    this.onRow();
-    if (this.batch.length >= BATCH) this.flush();
-  }
-
-  processWatermark(): void {
-    this.flush();
-  }
-
-  pending(): Promise<void> | null {
-    if (this.failure) throw this.failure;
-    return this.inflight;
-  }
-
-  async endOfInput(): Promise<void> {
-    this.flush();
-    while (this.inflight) await this.inflight;
-    if (this.failure) throw this.failure;
-    await this.queue.close();
-  }
-
-  close(): void {
-    void this.queue.close().catch(() => {});
-  }
-
-  private flush(): void {
-    if (this.batch.length === 0) return;
-    const retry = {
-      attempts: this.spec.attempts ?? 5,
-      backoff: { type: 'exponential', delay: this.spec.backoffMs ?? 1000 },
+    const keep = { age: spec.keepCompletedS ?? 604_800 };
+    this.jobOpts = {
+      attempts: spec.attempts ?? 5,
+      backoff: { type: 'exponential', delay: spec.backoffMs ?? 1000 },
+      removeOnComplete: keep,
+      removeOnFail: keep,
     };
-    const jobs = this.batch.map((j) => ({
-      ...j,
-      opts: { ...j.opts, ...retry, removeOnComplete: this.keep, removeOnFail: this.keep },
-    }));
-    this.batch = [];
-    const prev = this.inflight ?? Promise.resolve();
-    const run = prev
-      .then(async () => {
-        const ms = this.opts.timeoutMs ?? 30_000;
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms);
-        });
-        try {
-          await Promise.race([this.queue.addBulk(jobs), timeout]);
-        } finally {
-          clearTimeout(timer);
-        }
-      })
-      .catch((err: Error) => {
-        this.failure ??= new EngineError(
-          'SINK_IO',
-          `cannot add alerts to BullMQ queue ${this.spec.queue}: ${err.message}`,
-          {
-            cause: err,
-          },
-        );
-      })
-      .finally(() => {
-        if (this.inflight === run) this.inflight = null;
-      });
-    this.inflight = run;
+  }
+
+  protected itemOf(row: Row) {
+    return {
+      name: 'alert',
+      data: row,
+      opts: { ...this.jobOpts, jobId: bullJobId(this.jobName, row, this.spec.idFields) },
+    };
+  }
+
+  protected async writeBatch(jobs: { name: string; data: Row; opts: Record<string, unknown> }[]): Promise<void> {
+    const ms = this.opts.timeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms);
+    });
+    try {
+      await Promise.race([this.queue.addBulk(jobs), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  protected failureOf(err: unknown): EngineError {
+    return new EngineError(
+      'SINK_IO',
+      `cannot add alerts to BullMQ queue ${this.spec.queue}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+
+  protected async disconnect(): Promise<void> {
+    await this.queue.close();
   }
 }

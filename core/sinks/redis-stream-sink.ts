@@ -25,6 +25,7 @@ import type { FieldDesc } from '../graph/types.js';
 import { jsonLineRenderer } from '../runtime/sinks.js';
 import type { RedisStreamSinkSpec, Row } from '../spec/types.js';
 import { StreamWriter } from '../streams/layout.js';
+import { BatchedSink } from './batched-sink.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS } from './redis-write-ahead.js';
 
 /** The JSON field of a stream entry's record that carries its deterministic row id. */
@@ -48,14 +49,11 @@ export function streamRecordRenderer(fields: FieldDesc[]): (row: Row) => string 
 }
 
 /** Appends rows to `fluxo:stream:{spec.stream}:0`; see the module comment. */
-export class RedisStreamSink {
+export class RedisStreamSink extends BatchedSink<string> {
   private readonly client: Redis;
   private readonly writer: StreamWriter;
   private readonly render: (row: Row) => string;
-  private batch: string[] = [];
   private opened = false;
-  private inflight: Promise<void> | null = null;
-  private failure: EngineError | null = null;
 
   /**
    * @param defaultUrl the cluster's Redis, used when the spec has no `url`
@@ -65,9 +63,10 @@ export class RedisStreamSink {
     private readonly spec: RedisStreamSinkSpec,
     defaultUrl: string,
     fields: FieldDesc[],
-    private readonly onRow: () => void,
+    onRow: () => void,
     opts: { commandTimeoutMs?: number } = {},
   ) {
+    super(BATCH, onRow);
     this.client = new Redis(spec.url ?? defaultUrl, {
       maxRetriesPerRequest: 3,
       commandTimeout: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
@@ -77,61 +76,30 @@ export class RedisStreamSink {
     this.render = streamRecordRenderer(fields);
   }
 
-  processElement(row: Row): void {
-    if (this.failure) throw this.failure;
-    this.batch.push(this.render(row));
-    this.onRow();
-    if (this.batch.length >= BATCH) this.flush();
+  protected itemOf(row: Row): string {
+    return this.render(row);
   }
 
-  processWatermark(): void {
-    if (this.failure) throw this.failure;
-    this.flush();
+  protected async writeBatch(records: string[]): Promise<void> {
+    if (!this.opened) {
+      await this.writer.open();
+      this.opened = true;
+    }
+    for (const r of records) await this.writer.append(r, 0);
+    await this.writer.flush();
   }
 
-  pending(): Promise<void> | null {
-    if (this.failure) throw this.failure;
-    return this.inflight;
+  protected failureOf(err: unknown): EngineError {
+    return err instanceof EngineError
+      ? err
+      : new EngineError('SINK_IO', `cannot append to stream ${this.spec.stream}: ${(err as Error).message}`, {
+          cause: err,
+          retryable: true,
+        });
   }
 
-  async endOfInput(): Promise<void> {
-    this.flush();
-    while (this.inflight) await this.inflight;
-    if (this.failure) throw this.failure;
-    await this.client.quit();
-  }
-
-  close(): void {
-    this.client.disconnect();
-  }
-
-  private flush(): void {
-    if (this.batch.length === 0) return;
-    const records = this.batch;
-    this.batch = [];
-    const prev = this.inflight ?? Promise.resolve();
-    const run = prev
-      .then(async () => {
-        if (this.failure) return;
-        if (!this.opened) {
-          await this.writer.open();
-          this.opened = true;
-        }
-        for (const r of records) await this.writer.append(r, 0);
-        await this.writer.flush();
-      })
-      .catch((err: unknown) => {
-        this.failure ??=
-          err instanceof EngineError
-            ? err
-            : new EngineError('SINK_IO', `cannot append to stream ${this.spec.stream}: ${(err as Error).message}`, {
-                cause: err,
-                retryable: true,
-              });
-      })
-      .finally(() => {
-        if (this.inflight === run) this.inflight = null;
-      });
-    this.inflight = run;
+  protected async disconnect(graceful: boolean): Promise<void> {
+    if (graceful) await this.client.quit();
+    else this.client.disconnect();
   }
 }

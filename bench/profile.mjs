@@ -3,7 +3,8 @@
 // Node process and worker thread under `--cpu-prof`, then prints the top self-time functions per
 // profile (the TaskManager's slot worker is the one that runs the tasks).
 //
-//   npm run build && node bench/profile.mjs [--taskmanagers 1] [--top 25] [--dir bench/data/prof]
+//   npm run build && node bench/profile.mjs [--taskmanagers 1] [--top 25] [--dir bench/data/prof] [--set k=v ...]
+//   (--set is passed to `fluxo submit`, e.g. --set checkpoint.intervalMs=1000)
 //   node bench/profile.mjs --summarise <file.cpuprofile | folder> [--top 25]
 //
 // Self time of a function = time of the samples whose top frame is that function, merged over
@@ -21,12 +22,14 @@ const ROOT = resolve(HERE, '..');
 
 const argv = process.argv.slice(2);
 let taskmanagers = 1;
+const sets = [];
 let top = 25;
 let dir = join(HERE, 'data/prof');
 let summarise;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--taskmanagers') taskmanagers = Number(argv[++i]);
+  else if (a === '--set') sets.push('--set', argv[++i]);
   else if (a === '--top') top = Number(argv[++i]);
   else if (a === '--dir') dir = resolve(argv[++i]);
   else if (a === '--summarise') summarise = resolve(argv[++i]);
@@ -228,6 +231,7 @@ async function profileRun() {
         String(taskmanagers),
         '--set',
         `sink.path=${sink}`,
+        ...sets,
       ],
       { cwd: ROOT, env, encoding: 'utf8' },
     );

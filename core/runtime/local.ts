@@ -53,6 +53,7 @@ export async function runJobLocally(
   };
   for (const d of descs)
     tasks.set(d.taskKey, new Task(d, { transport, config, log, redisUrl: opts.redisUrl ?? 'redis://127.0.0.1:6379' }));
+  await Promise.all([...tasks.values()].map((t) => t.restoreState()));
   for (const t of tasks.values()) t.start();
   try {
     await Promise.all([...tasks.values()].map((t) => t.done));

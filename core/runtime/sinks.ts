@@ -112,6 +112,7 @@ export class LineSink implements Downstream, TransactionalSink {
 
   pending(): Promise<void> | null {
     if (this.failure) throw this.failure;
+    this.committer?.check();
     return this.blocked;
   }
 
@@ -125,12 +126,12 @@ export class LineSink implements Downstream, TransactionalSink {
    * from a checkpoint's committer state (output committed after it is cut, its pending output
    * committed). No-op for a non-transactional sink or when already begun.
    */
-  begin(state?: Uint8Array): void {
+  async begin(state?: Uint8Array): Promise<void> {
     if (!this.transactional || this.committer) return;
     const opts = { path: this.transactional.path, epoch: asEpoch(this.transactional.epoch) };
-    this.committer = state
+    this.committer = await (state
       ? FileCommitter.restore(opts, fileCommitterState(JSON.parse(new TextDecoder().decode(state))))
-      : FileCommitter.open(opts);
+      : FileCommitter.open(opts));
   }
 
   preCommit(checkpointId: number): [string, Uint8Array][] {
@@ -140,14 +141,19 @@ export class LineSink implements Downstream, TransactionalSink {
     return [[this.statePart, new TextEncoder().encode(JSON.stringify(state))]];
   }
 
+  durable(): Promise<void> | null {
+    return this.committer?.durable() ?? null;
+  }
+
   commit(checkpointId: number): void {
-    this.committer?.commit(asCheckpointId(checkpointId));
+    // runs in the background; a failure is thrown by the sink's next call
+    this.committer?.commit(asCheckpointId(checkpointId)).catch(() => {});
   }
 
   async endOfInput(): Promise<void> {
     if (this.committer) {
       this.write();
-      this.committer.commitAll();
+      await this.committer.commitAll();
       return;
     }
     this.write();
@@ -200,8 +206,11 @@ export class LineSink implements Downstream, TransactionalSink {
 export interface TransactionalSink {
   /** the checkpoint part name the sink's state is stored under (`sink-…`; restored to the same task id) */
   readonly statePart: string;
-  /** Opens the sink's transactional output, fresh (`undefined`) or from its restored state; idempotent. */
-  begin(state?: Uint8Array): void;
+  /**
+   * Opens the sink's transactional output, fresh (`undefined`) or from its restored state;
+   * idempotent. The task starts only after it has resolved.
+   */
+  begin(state?: Uint8Array): void | Promise<void>;
 }
 
 /** Two-phase commit settings of a redis sink of a job with exactly-once checkpoints. */

@@ -185,7 +185,13 @@ export class Task {
     };
     let bytes = 0;
     for (const [, b] of parts) bytes += b.byteLength;
-    Promise.all(parts.map(([part, b]) => cp.store.putTaskState({ ...refBase, part }, b))).then(
+    const writes: Promise<unknown>[] = parts.map(([part, b]) => cp.store.putTaskState({ ...refBase, part }, b));
+    // sinks' pre-committed output must be durable before the checkpoint counts as acknowledged
+    for (const l of this.chain.links) {
+      const d = l.durable?.();
+      if (d) writes.push(d);
+    }
+    Promise.all(writes).then(
       () => {
         if (FAULTS) crashPoint('state-write', checkpointId);
         cp.ack(
@@ -273,7 +279,7 @@ export class Task {
     const r = this.desc.restore;
     const cp = this.env.checkpoints;
     if (!r || !cp) {
-      this.beginSinks(new Map());
+      await this.beginSinks(new Map());
       return;
     }
     const parts = new Map<string, Uint8Array>();
@@ -291,24 +297,24 @@ export class Task {
     for (const [part, bytes] of parts) {
       if (part.startsWith('source.split-')) {
         this.restoredSource = JSON.parse(new TextDecoder().decode(bytes)) as typeof this.restoredSource;
-      } else if (part.startsWith('window.')) {
+      } else if (part.startsWith(`${this.desc.vertexId}.`)) {
         this.chain.window?.restore(part, bytes);
       }
     }
-    this.beginSinks(parts);
+    await this.beginSinks(parts);
   }
 
-  private beginSinks(parts: Map<string, Uint8Array>): void {
+  private async beginSinks(parts: Map<string, Uint8Array>): Promise<void> {
     if (this.begun) return;
     this.begun = true;
-    for (const sink of this.chain.sinks) sink.begin(parts.get(sink.statePart));
+    await Promise.all(this.chain.sinks.map((sink) => sink.begin(parts.get(sink.statePart))));
   }
 
   /** Starts the task: a source begins reading; an input task is already driven by its frames. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.beginSinks(new Map());
+    if (!this.begun) throw new EngineError('INTERNAL', `task ${this.desc.taskId} started before restoreState()`);
     this.flushTimer = setInterval(() => this.gate.flush(), this.env.config.bufferTimeoutMs);
     this.flushTimer.unref();
     if (this.isSource)

@@ -72,6 +72,12 @@ export interface Downstream {
    * everything written so far durable but not visible, and return state parts for the checkpoint.
    */
   preCommit?(checkpointId: number): [string, Uint8Array][];
+  /**
+   * Resolves when everything pre-committed so far is durable (a file sink's fsyncs run in the
+   * background); the task acknowledges a checkpoint only then. Rejects with the sink's failure.
+   * Absent or null: pre-committed output is durable at once.
+   */
+  durable?(): Promise<void> | null;
   /** Checkpoint `checkpointId` completed (phase 2): make what was pre-committed up to it visible. */
   commit?(checkpointId: number): void;
 }

@@ -21,10 +21,16 @@
  *
  * Order of operations, and why a crash between any two steps is repaired by the next `restore`:
  *
- * `preCommit(c)`: 1. fsync + close the in-progress file; 2. rename it to `<epoch>-<c>.pending`;
- * 3. fsync the folder; 4. return the state `{ checkpointId: c, epoch, pending }` for the checkpoint.
- * A crash anywhere here means checkpoint c was never acknowledged, so recovery uses some m < c and
- * deletes these files as stale; the replay writes the rows again.
+ * `preCommit(c)`: 1. rename the in-progress file to `<epoch>-<c>.pending` (its descriptor stays
+ * open); 2. open the next in-progress file and return the state `{ checkpointId: c, epoch, pending }`
+ * for the checkpoint; 3. in the background: fsync + close the pending file, fsync the folder. The
+ * task acknowledges c only after step 3 (`durable`). A crash anywhere here means checkpoint c was
+ * never acknowledged, so recovery uses some m < c and deletes these files as stale; the replay
+ * writes the rows again.
+ *
+ * Slow steps (fsyncs, copies, the manifest) run in the background, one after another in call
+ * order, so the task keeps processing while the disk works; `commit` and `commitAll` run entirely
+ * there.
  *
  * `commit(c)`: 1. read the manifest, refuse if its epoch is newer (fenced); 2. skip pending ids
  * already in it; 3. cut the final file to `length(last entry)`; 4. append the pending files ≤ c in
@@ -49,6 +55,14 @@
  * only after its entry is in the manifest, and restore(m) never drops an entry ≤ m, so a file listed
  * in the state of m and missing from the manifest still exists.
  *
+ * `commitAll()` (end of input): commit the pending files, then the in-progress file under
+ * `END_OF_INPUT_ID` (steps 1–7; the in-progress file is not fsynced on its own, only the final
+ * file). Fast path when no pending file is left to commit and the committed length is 0: fsync the
+ * in-progress file, rename it over the final file, fsync the final file's folder, add the manifest
+ * entry. Crash before the entry: the final file holds rows no entry covers; every restore cuts it
+ * to `length(greatest entry ≤ m)` = 0 (all entries have length 0), and end-of-input output is
+ * written again by the replay anyway.
+ *
  * `open(epoch)` (a fresh job, no restore): manifest `{ epoch, commits: [] }` first, then cut the
  * final file to 0, then clear the folder: a job's output replaces the previous output. A crash
  * anywhere before the first completed checkpoint leads to `restore(undefined)`, which does the same.
@@ -60,25 +74,14 @@
  * Checkpoint ids must follow the restored lineage: after restore(m) the new attempt's ids are > m
  * (ids reused from the failed attempt are fine, their entries and files were dropped), and a later
  * restore is from m or from a checkpoint of the new attempt, never from a checkpoint > m of the old.
- * The folder is not safe for two committers of the same `path` at once (one sink subtask per file).
+ * The folder is not safe for two committers of the same `path` at once (one sink subtask per file);
+ * within one process, `open` and `restore` first wait for the background work of every earlier
+ * committer of the same file, so a cancelled task's commit still running ends (or fails) before
+ * its successor restores.
  */
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { close, closeSync, constants, fsync, openSync, renameSync, writeSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type CheckpointId, type Epoch, checkpointId as toCheckpointId } from '../checkpoint/ids.js';
 import { EngineError, ioReason } from '../errors/index.js';
 
@@ -136,17 +139,28 @@ const MANIFEST = 'manifest.json';
 const COPY_BYTES = 1 << 20;
 
 /**
- * The committer of one final file. Not thread-safe; all calls are synchronous. Create it with
- * `FileCommitter.open` (fresh job) or `FileCommitter.restore` (new attempt after a failure); see the
- * module comment for the order of operations. Every file-system failure throws EngineError
- * `SINK_IO` naming the file; a call out of protocol (write after `commitAll`, a pre-commit id not
- * above the previous one) throws `INTERNAL`.
+ * The background file work of the committers of this process, per final file (resolved path):
+ * `open` and `restore` start only after the work of an earlier committer of the same file has
+ * ended, so a closed task's commit still copying cannot interleave with its successor's restore.
+ */
+const busy = new Map<string, Promise<void>>();
+
+/**
+ * The committer of one final file. Not thread-safe. `write` and `preCommit` are synchronous and
+ * cheap; the slow file work (fsync, the copy into the final file, the manifest) runs in the
+ * background, one step after another in call order, so the task keeps processing while the disk
+ * works. A background failure is thrown by the next call (and rejects `durable`, `commit`,
+ * `commitAll`). Create it with `FileCommitter.open` (fresh job) or `FileCommitter.restore` (new
+ * attempt after a failure); see the module comment for the order of operations. Every
+ * file-system failure is EngineError `SINK_IO` naming the file; a call out of protocol (write
+ * after `commitAll`, a pre-commit id not above the previous one) throws `INTERNAL`.
  */
 export class FileCommitter {
   readonly path: string;
   readonly epoch: Epoch;
   /** the staging folder `<dir>/.<base>.fluxo` */
   readonly stagingDir: string;
+  private readonly key: string;
   private readonly manifestPath: string;
   private readonly keepCommits: number;
   private fd: number | null = null;
@@ -156,9 +170,13 @@ export class FileCommitter {
   /** pre-committed, not yet committed ids, ascending */
   private pending: CheckpointId[] = [];
   private finished = false;
+  /** the background work queue: every step runs after the previous one has ended; never rejects */
+  private tail: Promise<void> = Promise.resolve();
+  private failure: EngineError | null = null;
 
   private constructor(opts: FileCommitterOptions, lastId: number) {
     this.path = opts.path;
+    this.key = resolve(opts.path);
     this.epoch = opts.epoch;
     this.stagingDir = join(dirname(opts.path), `.${basename(opts.path)}.fluxo`);
     this.manifestPath = join(this.stagingDir, MANIFEST);
@@ -173,14 +191,13 @@ export class FileCommitter {
    * as a file sink's output is replaced by each job. Ids start after 0.
    * @throws EngineError `SINK_IO` when the folder or a file cannot be created, written or removed
    */
-  static open(opts: FileCommitterOptions): FileCommitter {
-    const c = new FileCommitter(opts, 0);
-    c.io('cannot create', c.stagingDir, () => mkdirSync(c.stagingDir, { recursive: true }));
-    c.writeManifest({ version: 1, epoch: c.epoch, prunedThrough: 0, commits: [] });
-    c.cutFinal(0, true);
-    c.clearStaging();
-    c.startInProgress();
-    return c;
+  static open(opts: FileCommitterOptions): Promise<FileCommitter> {
+    return FileCommitter.start(opts, 0, async (c) => {
+      await c.io('cannot create', c.stagingDir, () => mkdir(c.stagingDir, { recursive: true }));
+      await c.writeManifest({ version: 1, epoch: c.epoch, prunedThrough: 0, commits: [] });
+      await c.cutFinal(0, true);
+      await c.clearStaging();
+    });
   }
 
   /**
@@ -192,106 +209,194 @@ export class FileCommitter {
    *   when a pending file of the state is missing, the manifest is unreadable or disagrees with the
    *   state, the final file is shorter than its committed length, or any file operation fails
    */
-  static restore(opts: FileCommitterOptions, state: FileCommitterState | undefined): FileCommitter {
+  static restore(opts: FileCommitterOptions, state: FileCommitterState | undefined): Promise<FileCommitter> {
     const m = state?.checkpointId ?? 0;
-    const c = new FileCommitter(opts, m);
-    c.io('cannot create', c.stagingDir, () => mkdirSync(c.stagingDir, { recursive: true }));
-    const old = c.readManifest(true);
-    c.checkFence(old, 'restore');
-    const kept = old.commits.filter((e) => e.checkpointId <= m);
-    if (kept.length === 0 && old.prunedThrough > 0)
-      throw new EngineError(
-        'SINK_IO',
-        `cannot restore checkpoint ${m} of ${c.path}: the manifest keeps commits after ${old.prunedThrough} only`,
-      );
-    const manifest: Manifest = { version: 1, epoch: c.epoch, prunedThrough: old.prunedThrough, commits: kept };
-    c.writeManifest(manifest);
-    c.cutFinal(lastLength(manifest), false);
-    if (state !== undefined) {
-      const todo = state.pending.filter((id) => id <= m && !isCommitted(manifest, id)).sort((a, b) => a - b);
-      c.append(manifest, state.epoch, todo);
-    }
-    c.clearStaging();
+    return FileCommitter.start(opts, m, async (c) => {
+      await c.io('cannot create', c.stagingDir, () => mkdir(c.stagingDir, { recursive: true }));
+      const old = await c.readManifest(true);
+      c.checkFence(old, 'restore');
+      const kept = old.commits.filter((e) => e.checkpointId <= m);
+      if (kept.length === 0 && old.prunedThrough > 0)
+        throw new EngineError(
+          'SINK_IO',
+          `cannot restore checkpoint ${m} of ${c.path}: the manifest keeps commits after ${old.prunedThrough} only`,
+        );
+      const manifest: Manifest = { version: 1, epoch: c.epoch, prunedThrough: old.prunedThrough, commits: kept };
+      await c.writeManifest(manifest);
+      await c.cutFinal(lastLength(manifest), false);
+      if (state !== undefined) {
+        const todo = state.pending.filter((id) => id <= m && !isCommitted(manifest, id)).sort((a, b) => a - b);
+        await c.append(
+          manifest,
+          todo.map((id) => c.pendingPath(state.epoch, id)),
+          todo,
+        );
+      }
+      await c.clearStaging();
+    });
+  }
+
+  /** Runs `setup` after the earlier background work on the same file, then opens the first in-progress file. */
+  private static async start(
+    opts: FileCommitterOptions,
+    lastId: number,
+    setup: (c: FileCommitter) => Promise<void>,
+  ): Promise<FileCommitter> {
+    const c = new FileCommitter(opts, lastId);
+    const before = busy.get(c.key) ?? Promise.resolve();
+    const done = before.then(() => setup(c));
+    c.track(done);
+    await done;
     c.startInProgress();
     return c;
   }
 
   /**
    * Appends `chunk` (whole JSON lines, UTF-8) to the in-progress file of the current interval.
-   * Not durable until `preCommit`.
-   * @throws EngineError `SINK_IO` when the write fails; `INTERNAL` after `commitAll` or `close`
+   * Not durable until `preCommit` and `durable`.
+   * @throws EngineError `SINK_IO` when the write fails or background work failed; `INTERNAL` after
+   *   `commitAll` or `close`
    */
   write(chunk: string): void {
     const fd = this.requireOpen();
     const buf = Buffer.from(chunk, 'utf8');
-    this.io('cannot write', this.inProgress, () => {
+    this.ioSync('cannot write', this.inProgress, () => {
       let off = 0;
       while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     });
   }
 
   /**
-   * At the barrier of checkpoint `id`: makes the interval's rows durable as `<epoch>-<id>.pending`
-   * and starts the next interval. Returns the sink's state for the checkpoint (pending ids not yet
-   * committed, including `id`).
+   * At the barrier of checkpoint `id`: renames the interval's file to `<epoch>-<id>.pending`,
+   * starts the next interval and queues the fsyncs that make the pending file durable (`durable`
+   * resolves when they are done: acknowledge the checkpoint only then). Returns the sink's state
+   * for the checkpoint (pending ids not yet committed, including `id`).
    * @throws EngineError `SINK_IO` on a file failure; `INTERNAL` when `id` is not above the previous
    *   pre-committed (or restored) id, or after `commitAll` or `close`
    */
   preCommit(id: CheckpointId): FileCommitterState {
-    this.requireOpen();
+    const fd = this.requireOpen();
     if (id <= this.lastId)
       throw new EngineError('INTERNAL', `pre-commit of checkpoint ${id} of ${this.path} after ${this.lastId}`);
-    this.sealInProgress(id);
+    const from = this.inProgress;
+    const to = this.pendingPath(this.epoch, id);
+    this.fd = null;
+    this.ioSync('cannot rename', from, () => renameSync(from, to));
+    this.pending.push(id);
+    this.lastId = id;
+    this.enqueue(async () => {
+      await this.syncFd(fd, to, true);
+      await this.syncDir();
+    }).catch(() => {}); // kept for check() and durable()
     this.startInProgress();
     return { checkpointId: id, epoch: this.epoch, pending: [...this.pending] };
   }
 
   /**
-   * Checkpoint `id` completed: appends every pending file with id ≤ `id`, in id order, to the final
-   * file and records them in the manifest. Idempotent: ids already committed (or none pending ≤
-   * `id`) do nothing. Returns the ids committed by this call, ascending.
-   * @throws EngineError `SINK_IO` "fenced" when a newer attempt has restored; on a file failure
+   * Resolves when every pending file pre-committed so far is durable (fsynced, with its folder).
+   * @throws EngineError (rejects) `SINK_IO` when background work failed
    */
-  commit(id: CheckpointId): CheckpointId[] {
-    const todo = this.pending.filter((p) => p <= id);
-    if (todo.length === 0) return [];
-    const manifest = this.readManifest(false);
-    this.checkFence(manifest, 'commit');
-    const fresh = todo.filter((p) => !isCommitted(manifest, p));
-    this.append(manifest, this.epoch, fresh);
-    for (const p of todo) if (!fresh.includes(p)) this.removeFile(this.pendingPath(this.epoch, p));
-    this.pending = this.pending.filter((p) => p > id);
-    return fresh;
+  async durable(): Promise<void> {
+    await this.tail;
+    this.check();
   }
 
   /**
-   * End of input of a bounded job: pre-commits the in-progress rows under `END_OF_INPUT_ID` and
-   * commits every pending file (also those of checkpoints whose completion was not notified).
+   * Checkpoint `id` completed: queues appending every pending file with id ≤ `id`, in id order,
+   * to the final file and recording them in the manifest. Idempotent: ids already committed (or
+   * none pending ≤ `id`) do nothing. Resolves to the ids committed by this call, ascending.
+   * @throws EngineError (at once) a failure of earlier background work; (rejects) `SINK_IO`
+   *   "fenced" when a newer attempt has restored, or on a file failure
+   */
+  commit(id: CheckpointId): Promise<CheckpointId[]> {
+    this.check();
+    const todo = this.pending.filter((p) => p <= id);
+    if (todo.length === 0) return Promise.resolve([]);
+    this.pending = this.pending.filter((p) => p > id);
+    let fresh: CheckpointId[] = [];
+    const done = this.enqueue(async () => {
+      const manifest = await this.readManifest(false);
+      this.checkFence(manifest, 'commit');
+      fresh = todo.filter((p) => !isCommitted(manifest, p));
+      await this.append(
+        manifest,
+        fresh.map((p) => this.pendingPath(this.epoch, p)),
+        fresh,
+      );
+      for (const p of todo) if (!fresh.includes(p)) await this.removeFile(this.pendingPath(this.epoch, p));
+    });
+    return done.then(() => fresh);
+  }
+
+  /**
+   * End of input of a bounded job: commits every pending file (also those of checkpoints whose
+   * completion was not notified) and then the in-progress rows under `END_OF_INPUT_ID`, and
+   * resolves when all of it is durable in the final file. When nothing was committed before (the
+   * final file is empty), the in-progress file becomes the final file by a rename, without a copy.
    * The committer is finished afterwards. A later `restore` from any checkpoint drops this output
    * again (the replay writes it again).
-   * @throws EngineError `SINK_IO` as `preCommit` and `commit`; `INTERNAL` when already finished
+   * @throws EngineError `SINK_IO` on a file failure, or of earlier background work; `INTERNAL`
+   *   when already finished
    */
-  commitAll(): void {
-    this.requireOpen();
-    this.sealInProgress(END_OF_INPUT_ID);
+  async commitAll(): Promise<void> {
+    const fd = this.requireOpen();
+    this.fd = null;
     this.finished = true;
-    this.commit(END_OF_INPUT_ID);
+    const from = this.inProgress;
+    const ids = this.pending;
+    this.pending = [];
+    await this.enqueue(async () => {
+      const manifest = await this.readManifest(false);
+      this.checkFence(manifest, 'commit');
+      const fresh = ids.filter((p) => !isCommitted(manifest, p));
+      for (const p of ids) if (!fresh.includes(p)) await this.removeFile(this.pendingPath(this.epoch, p));
+      if (fresh.length === 0 && lastLength(manifest) === 0) {
+        // nothing committed: the in-progress file becomes the final file (a crash before the
+        // manifest leaves output that every restore cuts to 0 bytes, as for any end-of-input output)
+        await this.syncFd(fd, from, true);
+        await this.io('cannot rename', from, () => rename(from, this.path));
+        await this.syncDir(dirname(this.path));
+        await this.addEntries(manifest, [END_OF_INPUT_ID], [await this.sizeOf(this.path)]);
+        return;
+      }
+      await this.syncFd(fd, from, false);
+      await this.append(
+        manifest,
+        [...fresh.map((p) => this.pendingPath(this.epoch, p)), from],
+        [...fresh, END_OF_INPUT_ID],
+      );
+    });
   }
 
   /**
    * Closes the in-progress file without committing (task cancelled or failed); its rows are
-   * dropped by the next `restore` or `open`. Idempotent, never throws.
+   * dropped by the next `restore` or `open`, which also wait for this committer's background work
+   * to end. Idempotent, never throws.
    */
   close(): void {
     this.finished = true;
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
     try {
-      this.closeInProgress();
+      closeSync(fd);
     } catch {
       // the next restore or open deletes the file
     }
   }
 
+  /** Settles when every queued background step has ended (never rejects). */
+  settled(): Promise<void> {
+    return this.tail;
+  }
+
+  /** @throws EngineError the first failure of background work, if any */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
   private requireOpen(): number {
+    this.check();
     if (this.finished || this.fd === null)
       throw new EngineError('INTERNAL', `file committer of ${this.path} is finished or closed`);
     return this.fd;
@@ -299,30 +404,50 @@ export class FileCommitter {
 
   private startInProgress(): void {
     this.inProgress = join(this.stagingDir, `${this.epoch}-${this.lastId + 1}.inprogress`);
-    this.fd = this.io('cannot open', this.inProgress, () => openSync(this.inProgress, 'w'));
+    this.fd = this.ioSync('cannot open', this.inProgress, () => openSync(this.inProgress, 'w'));
   }
 
-  private closeInProgress(): void {
-    if (this.fd === null) return;
-    const fd = this.fd;
-    this.fd = null;
-    closeSync(fd);
+  /** Queues `step` after the earlier ones; the returned promise rejects with its failure (also kept for `check`). */
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    const done = this.tail.then(() => {
+      this.check();
+      return step();
+    });
+    this.track(done);
+    return done;
   }
 
-  private sealInProgress(id: CheckpointId): void {
-    const fd = this.fd as number;
-    this.io('cannot sync', this.inProgress, () => fsyncSync(fd));
-    this.fd = null;
-    this.io('cannot close', this.inProgress, () => closeSync(fd));
-    const to = this.pendingPath(this.epoch, id);
-    this.io('cannot rename', this.inProgress, () => renameSync(this.inProgress, to));
-    this.syncDir();
-    this.pending.push(id);
-    this.lastId = id;
+  /** Makes `done` the end of the queue (and of this file's work in the process); records its failure. */
+  private track(done: Promise<void>): void {
+    const tail = done.then(
+      () => {},
+      (err: unknown) => {
+        this.failure ??=
+          err instanceof EngineError
+            ? err
+            : new EngineError('SINK_IO', `file sink ${this.path}: ${ioReason(err)}`, { cause: err });
+      },
+    );
+    this.tail = tail;
+    busy.set(this.key, tail);
+    tail.then(() => {
+      if (busy.get(this.key) === tail) busy.delete(this.key);
+    });
   }
 
-  /** Steps 3–7 of `commit`: cut, append `ids` (ascending, not committed) of `epoch`, fsync, manifest, delete. */
-  private append(manifest: Manifest, epoch: number, ids: number[]): void {
+  /** fsyncs (when `sync`) and closes the descriptor `fd` of `file`, in the thread pool. */
+  private async syncFd(fd: number, file: string, sync: boolean): Promise<void> {
+    if (sync)
+      await new Promise<void>((ok, fail) => fsync(fd, (e) => (e ? fail(ioError('cannot sync', file, e)) : ok())));
+    await new Promise<void>((ok, fail) => close(fd, (e) => (e ? fail(ioError('cannot close', file, e)) : ok())));
+  }
+
+  /**
+   * Steps 3–7 of `commit`: cut the final file to its committed length, append `files` (the rows
+   * of `ids`, ascending, none committed) in order, fsync, record one manifest entry per id, delete
+   * the files.
+   */
+  private async append(manifest: Manifest, files: string[], ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     const last = manifest.commits.at(-1)?.checkpointId ?? manifest.prunedThrough;
     if (ids[0] <= last)
@@ -330,47 +455,60 @@ export class FileCommitter {
         'SINK_IO',
         `cannot commit checkpoint ${ids[0]} to ${this.path}: the manifest has a later commit ${last}`,
       );
-    const entries: CommitEntry[] = [];
-    const fd = this.io('cannot open', this.path, () => openSync(this.path, constants.O_WRONLY | constants.O_CREAT));
+    const lengths: number[] = [];
+    const out = await this.io('cannot open', this.path, () => open(this.path, constants.O_WRONLY | constants.O_CREAT));
     try {
       let pos = lastLength(manifest);
-      this.checkLength(fd, pos);
-      this.io('cannot truncate', this.path, () => ftruncateSync(fd, pos));
+      await this.checkLength(out, pos);
+      await this.io('cannot truncate', this.path, () => out.truncate(pos));
       const buf = Buffer.allocUnsafe(COPY_BYTES);
-      for (const id of ids) {
-        const src = this.pendingPath(epoch, id);
-        const inFd = this.io('cannot open pending file', src, () => openSync(src, 'r'));
+      for (const src of files) {
+        const input = await this.io('cannot open pending file', src, () => open(src, 'r'));
         try {
           for (;;) {
-            const n = this.io('cannot read', src, () => readSync(inFd, buf, 0, buf.length, null));
-            if (n === 0) break;
+            const { bytesRead } = await this.io('cannot read', src, () => input.read(buf, 0, buf.length, null));
+            if (bytesRead === 0) break;
             let off = 0;
-            while (off < n)
-              off += this.io('cannot write', this.path, () => writeSync(fd, buf, off, n - off, pos + off));
-            pos += n;
+            while (off < bytesRead) {
+              const at = pos + off;
+              const { bytesWritten } = await this.io('cannot write', this.path, () =>
+                out.write(buf, off, bytesRead - off, at),
+              );
+              off += bytesWritten;
+            }
+            pos += bytesRead;
           }
         } finally {
-          closeSync(inFd);
+          await input.close();
         }
-        entries.push({ checkpointId: id, length: pos });
+        lengths.push(pos);
       }
-      this.io('cannot sync', this.path, () => fsyncSync(fd));
+      await this.io('cannot sync', this.path, () => out.sync());
     } finally {
-      closeSync(fd);
+      await out.close();
     }
-    manifest.commits.push(...entries);
+    await this.addEntries(manifest, ids, lengths);
+    for (const f of files) await this.removeFile(f);
+  }
+
+  /** Step 6 of `commit`: one manifest entry per id with the final file's length after it, pruned to `keepCommits`. */
+  private async addEntries(manifest: Manifest, ids: number[], lengths: number[]): Promise<void> {
+    for (let i = 0; i < ids.length; i++) manifest.commits.push({ checkpointId: ids[i], length: lengths[i] });
     const excess = manifest.commits.length - this.keepCommits;
     if (excess > 0) {
       manifest.prunedThrough = manifest.commits[excess - 1].checkpointId;
       manifest.commits.splice(0, excess);
     }
     manifest.epoch = this.epoch;
-    this.writeManifest(manifest);
-    for (const id of ids) this.removeFile(this.pendingPath(epoch, id));
+    await this.writeManifest(manifest);
   }
 
-  private checkLength(fd: number, committed: number): void {
-    const size = this.io('cannot stat', this.path, () => fstatSync(fd).size);
+  private async sizeOf(file: string): Promise<number> {
+    return (await this.io('cannot stat', file, () => stat(file))).size;
+  }
+
+  private async checkLength(fh: FileHandle, committed: number): Promise<void> {
+    const { size } = await this.io('cannot stat', this.path, () => fh.stat());
     if (size < committed)
       throw new EngineError(
         'SINK_IO',
@@ -379,22 +517,22 @@ export class FileCommitter {
   }
 
   /** Cuts the final file to `length` bytes (creating it), fsynced; `anySize` allows growing from nothing. */
-  private cutFinal(length: number, anySize: boolean): void {
-    const fd = this.io('cannot open', this.path, () => openSync(this.path, constants.O_WRONLY | constants.O_CREAT));
+  private async cutFinal(length: number, anySize: boolean): Promise<void> {
+    const fh = await this.io('cannot open', this.path, () => open(this.path, constants.O_WRONLY | constants.O_CREAT));
     try {
-      if (!anySize) this.checkLength(fd, length);
-      this.io('cannot truncate', this.path, () => ftruncateSync(fd, length));
-      this.io('cannot sync', this.path, () => fsyncSync(fd));
+      if (!anySize) await this.checkLength(fh, length);
+      await this.io('cannot truncate', this.path, () => fh.truncate(length));
+      await this.io('cannot sync', this.path, () => fh.sync());
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    this.syncDir(dirname(this.path));
+    await this.syncDir(dirname(this.path));
   }
 
   /** Deletes every file of the staging folder except the manifest. */
-  private clearStaging(): void {
-    const names = this.io('cannot list', this.stagingDir, () => readdirSync(this.stagingDir));
-    for (const name of names) if (name !== MANIFEST) this.removeFile(join(this.stagingDir, name));
+  private async clearStaging(): Promise<void> {
+    const names = await this.io('cannot list', this.stagingDir, () => readdir(this.stagingDir));
+    for (const name of names) if (name !== MANIFEST) await this.removeFile(join(this.stagingDir, name));
   }
 
   private checkFence(manifest: Manifest, what: string): void {
@@ -407,14 +545,14 @@ export class FileCommitter {
   }
 
   /** The manifest; a missing one is empty (epoch -1) only when `missingOk` (restore). */
-  private readManifest(missingOk: boolean): Manifest {
+  private async readManifest(missingOk: boolean): Promise<Manifest> {
     let text: string;
     try {
-      text = readFileSync(this.manifestPath, 'utf8');
+      text = await readFile(this.manifestPath, 'utf8');
     } catch (err) {
       if (missingOk && (err as NodeJS.ErrnoException).code === 'ENOENT')
         return { version: 1, epoch: -1, prunedThrough: 0, commits: [] };
-      throw new EngineError('SINK_IO', `cannot read ${this.manifestPath}: ${ioReason(err)}`, { cause: err });
+      throw ioError('cannot read', this.manifestPath, err);
     }
     const bad = (why: string) => new EngineError('SINK_IO', `invalid manifest ${this.manifestPath}: ${why}`);
     let raw: unknown;
@@ -437,49 +575,63 @@ export class FileCommitter {
   }
 
   /** Atomic replace: temp file, fsync, rename, fsync folder. */
-  private writeManifest(manifest: Manifest): void {
+  private async writeManifest(manifest: Manifest): Promise<void> {
     const tmp = `${this.manifestPath}.tmp`;
-    this.io('cannot write', tmp, () => {
-      const fd = openSync(tmp, 'w');
+    await this.io('cannot write', tmp, async () => {
+      const fh = await open(tmp, 'w');
       try {
-        writeFileSync(fd, `${JSON.stringify(manifest)}\n`);
-        fsyncSync(fd);
+        await fh.writeFile(`${JSON.stringify(manifest)}\n`);
+        await fh.sync();
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
     });
-    this.io('cannot rename', tmp, () => renameSync(tmp, this.manifestPath));
-    this.syncDir();
+    await this.io('cannot rename', tmp, () => rename(tmp, this.manifestPath));
+    await this.syncDir();
   }
 
   private pendingPath(epoch: number, id: number): string {
     return join(this.stagingDir, `${epoch}-${id}.pending`);
   }
 
-  private removeFile(file: string): void {
-    this.io('cannot delete', file, () => rmSync(file, { force: true, recursive: true }));
+  private async removeFile(file: string): Promise<void> {
+    await this.io('cannot delete', file, () => rm(file, { force: true, recursive: true }));
   }
 
-  private syncDir(dir = this.stagingDir): void {
-    this.io('cannot sync folder', dir, () => {
-      const fd = openSync(dir, 'r');
+  private async syncDir(dir = this.stagingDir): Promise<void> {
+    await this.io('cannot sync folder', dir, async () => {
+      const fh = await open(dir, 'r');
       try {
-        fsyncSync(fd);
+        await fh.sync();
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
     });
   }
 
+  /** Awaits `fn`, turning a file-system error into `SINK_IO` "`what` `file`: reason". */
+  private async io<T>(what: string, file: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof EngineError) throw err;
+      throw ioError(what, file, err);
+    }
+  }
+
   /** Runs `fn`, turning a file-system error into `SINK_IO` "`what` `file`: reason". */
-  private io<T>(what: string, file: string, fn: () => T): T {
+  private ioSync<T>(what: string, file: string, fn: () => T): T {
     try {
       return fn();
     } catch (err) {
       if (err instanceof EngineError) throw err;
-      throw new EngineError('SINK_IO', `${what} ${file}: ${ioReason(err)}`, { cause: err });
+      throw ioError(what, file, err);
     }
   }
+}
+
+function ioError(what: string, file: string, err: unknown): EngineError {
+  return new EngineError('SINK_IO', `${what} ${file}: ${ioReason(err)}`, { cause: err });
 }
 
 /** Validates a state read back from a checkpoint store. @throws EngineError `PROTOCOL` on a bad shape */

@@ -49,9 +49,9 @@ function manifest(path: string): { epoch: number; prunedThrough: number; commits
   return JSON.parse(readFileSync(join(staging(path), 'manifest.json'), 'utf8'));
 }
 
-function codeOf(fn: () => unknown): { code: string; message: string } {
+async function codeOf(fn: () => unknown): Promise<{ code: string; message: string }> {
   try {
-    fn();
+    await fn();
   } catch (e) {
     if (isEngineError(e)) return { code: e.code, message: e.message };
     throw e;
@@ -60,9 +60,9 @@ function codeOf(fn: () => unknown): { code: string; message: string } {
 }
 
 describe('FileCommitter: pre-commit and commit', () => {
-  it('writes nothing to the final file until commit, then exactly the pre-committed rows', () => {
+  it('writes nothing to the final file until commit, then exactly the pre-committed rows', async () => {
     const path = tempPath();
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     c.write(B0 + H0);
     expect(content(path)).toBe('');
     expect(readdirSync(staging(path)).sort()).toEqual(['0-1.inprogress', 'manifest.json']);
@@ -73,7 +73,7 @@ describe('FileCommitter: pre-commit and commit', () => {
     expect(readdirSync(staging(path)).sort()).toEqual(['0-1.pending', '0-2.inprogress', 'manifest.json']);
     expect(content(path)).toBe('');
 
-    expect(c.commit(cp(1))).toEqual([1]);
+    expect(await c.commit(cp(1))).toEqual([1]);
     expect(content(path)).toBe(B0 + H0);
     expect(manifest(path)).toEqual({
       version: 1,
@@ -84,21 +84,21 @@ describe('FileCommitter: pre-commit and commit', () => {
     expect(readdirSync(staging(path)).sort()).toEqual(['0-2.inprogress', 'manifest.json']);
   });
 
-  it('commit is idempotent: the same id again changes nothing', () => {
+  it('commit is idempotent: the same id again changes nothing', async () => {
     const path = tempPath();
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     c.write(B0);
     c.preCommit(cp(1));
-    c.commit(cp(1));
+    await c.commit(cp(1));
     const before = manifest(path);
-    expect(c.commit(cp(1))).toEqual([]);
+    expect(await c.commit(cp(1))).toEqual([]);
     expect(content(path)).toBe(B0);
     expect(manifest(path)).toEqual(before);
   });
 
-  it('a later commit covers earlier pending checkpoints in id order; their late notice does nothing', () => {
+  it('a later commit covers earlier pending checkpoints in id order; their late notice does nothing', async () => {
     const path = tempPath();
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     c.write(B0);
     c.preCommit(cp(1));
     c.write(H0);
@@ -106,7 +106,7 @@ describe('FileCommitter: pre-commit and commit', () => {
     c.write(B10);
     expect(c.preCommit(cp(3)).pending).toEqual([1, 2, 3]);
 
-    expect(c.commit(cp(3))).toEqual([1, 2, 3]);
+    expect(await c.commit(cp(3))).toEqual([1, 2, 3]);
     expect(content(path)).toBe(B0 + H0 + B10);
     // one entry per checkpoint, so a restore from 2 could cut at the right byte
     expect(manifest(path).commits).toEqual([
@@ -114,88 +114,88 @@ describe('FileCommitter: pre-commit and commit', () => {
       { checkpointId: 2, length: Buffer.byteLength(B0 + H0) },
       { checkpointId: 3, length: Buffer.byteLength(B0 + H0 + B10) },
     ]);
-    expect(c.commit(cp(2))).toEqual([]);
+    expect(await c.commit(cp(2))).toEqual([]);
     expect(content(path)).toBe(B0 + H0 + B10);
   });
 
-  it('pending checkpoints stay in the state until committed', () => {
+  it('pending checkpoints stay in the state until committed', async () => {
     const path = tempPath();
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     c.preCommit(cp(4));
     expect(c.preCommit(cp(6))).toEqual({ checkpointId: 6, epoch: 0, pending: [4, 6] });
-    c.commit(cp(4));
+    await c.commit(cp(4));
     expect(c.preCommit(cp(7))).toEqual({ checkpointId: 7, epoch: 0, pending: [6, 7] });
   });
 
-  it('refuses a pre-commit id not above the previous one, and writes after commitAll', () => {
+  it('refuses a pre-commit id not above the previous one, and writes after commitAll', async () => {
     const path = tempPath();
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     c.preCommit(cp(2));
-    expect(codeOf(() => c.preCommit(cp(2))).code).toBe('INTERNAL');
-    c.commitAll();
-    expect(codeOf(() => c.write(B0)).code).toBe('INTERNAL');
+    expect((await codeOf(() => c.preCommit(cp(2)))).code).toBe('INTERNAL');
+    await c.commitAll();
+    expect((await codeOf(() => c.write(B0))).code).toBe('INTERNAL');
   });
 });
 
 describe('FileCommitter: open', () => {
-  it('replaces the previous output and clears the staging folder', () => {
+  it('replaces the previous output and clears the staging folder', async () => {
     const path = tempPath();
-    const old = FileCommitter.open({ path, epoch: E0 });
+    const old = await FileCommitter.open({ path, epoch: E0 });
     old.write(B0);
     old.preCommit(cp(1));
-    old.commit(cp(1));
+    await old.commit(cp(1));
     old.write(H0);
     old.preCommit(cp(2));
     old.close();
 
-    const c = FileCommitter.open({ path, epoch: E0 });
+    const c = await FileCommitter.open({ path, epoch: E0 });
     expect(content(path)).toBe('');
     expect(readdirSync(staging(path)).sort()).toEqual(['0-1.inprogress', 'manifest.json']);
     expect(manifest(path).commits).toEqual([]);
     c.write(B10);
-    c.commitAll();
+    await c.commitAll();
     expect(content(path)).toBe(B10);
   });
 
-  it('turns a file-system failure into SINK_IO naming the path', () => {
+  it('turns a file-system failure into SINK_IO naming the path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fluxo-sink-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'a-file'), 'x');
     const path = join(dir, 'a-file', 'result.jsonl');
-    const err = codeOf(() => FileCommitter.open({ path, epoch: E0 }));
+    const err = await codeOf(() => FileCommitter.open({ path, epoch: E0 }));
     expect(err.code).toBe('SINK_IO');
     expect(err.message).toContain(join(dir, 'a-file'));
   });
 });
 
 describe('FileCommitter: recovery (BR-15)', () => {
-  it('a crash after pre-commit but before commit: the replayed rows appear once', () => {
+  it('a crash after pre-commit but before commit: the replayed rows appear once', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0 + H0);
     const state1 = a.preCommit(cp(1)); // checkpoint after line 7
-    a.commit(cp(1));
+    await a.commit(cp(1));
     a.write(B10 + H10); // emitted at line 9
     a.preCommit(cp(2)); // barrier reached the sink, checkpoint 2 never completes
     a.write(B20);
     // crash: `a` is dropped
     expect(content(path)).toBe(B0 + H0);
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state1);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
     expect(content(path)).toBe(B0 + H0);
     expect(readdirSync(staging(path)).sort()).toEqual(['1-2.inprogress', 'manifest.json']);
     b.write(B10 + H10); // replay from line 8
     b.preCommit(cp(2));
-    b.commit(cp(2));
+    await b.commit(cp(2));
     b.write(B20 + H20 + H30);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0 + B10 + H10 + B20 + H20 + H30);
     expect(readdirSync(staging(path))).toEqual(['manifest.json']);
   });
 
-  it('a lost completion notice: restore commits the pending files of the restored checkpoint', () => {
+  it('a lost completion notice: restore commits the pending files of the restored checkpoint', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     a.preCommit(cp(1));
     a.write(H0);
@@ -203,76 +203,76 @@ describe('FileCommitter: recovery (BR-15)', () => {
     a.write(B10);
     // crash
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state2);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state2);
     expect(content(path)).toBe(B0 + H0);
     expect(manifest(path)).toMatchObject({ epoch: 1, commits: [{ checkpointId: 1 }, { checkpointId: 2 }] });
     b.write(B10);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0 + B10);
   });
 
-  it('a crash after the append but before the manifest update: restore cuts it and appends once', () => {
+  it('a crash after the append but before the manifest update: restore cuts it and appends once', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0 + H0);
     a.preCommit(cp(1));
-    a.commit(cp(1));
+    await a.commit(cp(1));
     a.write(B10 + H10);
     const state2 = a.preCommit(cp(2));
     // commit(2) crashes between its fsync and its manifest write: the rows are in the final file
     appendFileSync(path, B10 + H10);
     expect(content(path)).toBe(B0 + H0 + B10 + H10);
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state2);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state2);
     expect(content(path)).toBe(B0 + H0 + B10 + H10);
     b.write(B20 + H20 + H30);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0 + B10 + H10 + B20 + H20 + H30);
   });
 
-  it('a crash in the middle of an append: restore cuts the partial line', () => {
+  it('a crash in the middle of an append: restore cuts the partial line', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     a.preCommit(cp(1));
-    a.commit(cp(1));
+    await a.commit(cp(1));
     a.write(H0);
     const state2 = a.preCommit(cp(2));
     appendFileSync(path, H0.slice(0, 20));
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state2);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state2);
     expect(content(path)).toBe(B0 + H0);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0);
   });
 
-  it('output committed after the restored checkpoint is cut (a later checkpoint not restored)', () => {
+  it('output committed after the restored checkpoint is cut (a later checkpoint not restored)', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     const state1 = a.preCommit(cp(1));
-    a.commit(cp(1));
+    await a.commit(cp(1));
     a.write(H0);
     a.preCommit(cp(2));
-    a.commit(cp(2));
+    await a.commit(cp(2));
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state1);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
     expect(content(path)).toBe(B0);
     expect(manifest(path).commits).toEqual([{ checkpointId: 1, length: Buffer.byteLength(B0) }]);
     b.write(H0);
     b.preCommit(cp(2)); // the new attempt reuses id 2
-    b.commit(cp(2));
+    await b.commit(cp(2));
     expect(content(path)).toBe(B0 + H0);
   });
 
-  it('end of input then a failover to an earlier checkpoint: the end-of-input output is cut and written again', () => {
+  it('end of input then a failover to an earlier checkpoint: the end-of-input output is cut and written again', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0 + H0);
     const state1 = a.preCommit(cp(1));
-    a.commit(cp(1));
+    await a.commit(cp(1));
     a.write(B10 + H10 + B20 + H20 + H30);
-    a.commitAll();
+    await a.commitAll();
     expect(content(path)).toBe(B0 + H0 + B10 + H10 + B20 + H20 + H30);
     expect(manifest(path).commits).toContainEqual({
       checkpointId: END_OF_INPUT_ID,
@@ -280,35 +280,35 @@ describe('FileCommitter: recovery (BR-15)', () => {
     });
 
     // another task fails before the job finishes: recovery from checkpoint 1
-    const b = FileCommitter.restore({ path, epoch: E1 }, state1);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
     expect(content(path)).toBe(B0 + H0);
     b.write(B10 + H10 + B20 + H20 + H30);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0 + B10 + H10 + B20 + H20 + H30);
   });
 
-  it('restore without state starts from scratch', () => {
+  it('restore without state starts from scratch', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
-    a.commitAll();
+    await a.commitAll();
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, undefined);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, undefined);
     expect(content(path)).toBe('');
     expect(manifest(path)).toEqual({ version: 1, epoch: 1, prunedThrough: 0, commits: [] });
     b.write(B0);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0);
   });
 
-  it('a crash during restore, after the manifest write: the next restore finishes the job', () => {
+  it('a crash during restore, after the manifest write: the next restore finishes the job', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     const state1 = a.preCommit(cp(1));
     a.write(H0);
     a.preCommit(cp(2));
-    a.commit(cp(2)); // commits 1 and 2
+    await a.commit(cp(2)); // commits 1 and 2
     // restore(state1, 1) got as far as its manifest write (entries > 1 dropped, epoch 1), then died
     const m = manifest(path);
     writeFileSync(
@@ -316,80 +316,151 @@ describe('FileCommitter: recovery (BR-15)', () => {
       JSON.stringify({ ...m, epoch: 1, commits: m.commits.slice(0, 1) }),
     );
 
-    const c = FileCommitter.restore({ path, epoch: E2 }, state1);
+    const c = await FileCommitter.restore({ path, epoch: E2 }, state1);
     expect(content(path)).toBe(B0);
     c.write(H0);
-    c.commitAll();
+    await c.commitAll();
     expect(content(path)).toBe(B0 + H0);
   });
 
-  it('a pending file of the state that is missing is an error, not silent loss', () => {
+  it('a pending file of the state that is missing is an error, not silent loss', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     const state1 = a.preCommit(cp(1));
     rmSync(join(staging(path), '0-1.pending'));
-    const err = codeOf(() => FileCommitter.restore({ path, epoch: E1 }, state1));
+    const err = await codeOf(() => FileCommitter.restore({ path, epoch: E1 }, state1));
     expect(err.code).toBe('SINK_IO');
     expect(err.message).toContain('0-1.pending');
   });
 
-  it('the state survives a JSON round trip and is validated', () => {
+  it('the state survives a JSON round trip and is validated', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0 });
+    const a = await FileCommitter.open({ path, epoch: E0 });
     a.write(B0);
     const state: FileCommitterState = fileCommitterState(JSON.parse(JSON.stringify(a.preCommit(cp(1)))));
-    FileCommitter.restore({ path, epoch: E1 }, state).commitAll();
+    await (await FileCommitter.restore({ path, epoch: E1 }, state)).commitAll();
     expect(content(path)).toBe(B0);
-    expect(codeOf(() => fileCommitterState({ checkpointId: 1, epoch: 0, pending: [2] })).code).toBe('PROTOCOL');
+    expect((await codeOf(() => fileCommitterState({ checkpointId: 1, epoch: 0, pending: [2] }))).code).toBe('PROTOCOL');
   });
 });
 
 describe('FileCommitter: fencing', () => {
-  it('an older attempt cannot commit after a newer one restored', () => {
+  it('an older attempt cannot commit after a newer one restored', async () => {
     const path = tempPath();
-    const old = FileCommitter.open({ path, epoch: E0 });
+    const old = await FileCommitter.open({ path, epoch: E0 });
     old.write(B0);
     const state1 = old.preCommit(cp(1));
-    old.commit(cp(1));
+    await old.commit(cp(1));
     old.write(H0);
     old.preCommit(cp(2));
 
-    const b = FileCommitter.restore({ path, epoch: E1 }, state1);
-    const err = codeOf(() => old.commit(cp(2)));
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
+    const err = await codeOf(() => old.commit(cp(2)));
     expect(err.code).toBe('SINK_IO');
     expect(err.message).toContain('fenced: epoch 0 < manifest epoch 1');
     expect(content(path)).toBe(B0);
 
     b.write(H0);
-    b.commitAll();
+    await b.commitAll();
     expect(content(path)).toBe(B0 + H0);
   });
 
-  it('an older attempt cannot restore after a newer one did', () => {
+  it('an older attempt cannot restore after a newer one did', async () => {
     const path = tempPath();
-    FileCommitter.restore({ path, epoch: E2 }, undefined);
-    const err = codeOf(() => FileCommitter.restore({ path, epoch: E1 }, undefined));
+    await FileCommitter.restore({ path, epoch: E2 }, undefined);
+    const err = await codeOf(() => FileCommitter.restore({ path, epoch: E1 }, undefined));
     expect(err.code).toBe('SINK_IO');
     expect(err.message).toContain('fenced: epoch 1 < manifest epoch 2');
   });
 });
 
 describe('FileCommitter: manifest pruning', () => {
-  it('keeps the last keepCommits entries; a restore older than them fails', () => {
+  it('keeps the last keepCommits entries; a restore older than them fails', async () => {
     const path = tempPath();
-    const a = FileCommitter.open({ path, epoch: E0, keepCommits: 2 });
+    const a = await FileCommitter.open({ path, epoch: E0, keepCommits: 2 });
     const states: FileCommitterState[] = [];
     for (const [i, row] of [B0, H0, B10, H10].entries()) {
       a.write(row);
       states.push(a.preCommit(cp(i + 1)));
-      a.commit(cp(i + 1));
+      await a.commit(cp(i + 1));
     }
     expect(manifest(path)).toMatchObject({ prunedThrough: 2, commits: [{ checkpointId: 3 }, { checkpointId: 4 }] });
-    expect(codeOf(() => FileCommitter.restore({ path, epoch: E1, keepCommits: 2 }, states[1])).code).toBe('SINK_IO');
+    expect((await codeOf(() => FileCommitter.restore({ path, epoch: E1, keepCommits: 2 }, states[1]))).code).toBe(
+      'SINK_IO',
+    );
 
-    FileCommitter.restore({ path, epoch: E1, keepCommits: 2 }, states[2]).commitAll();
+    await (await FileCommitter.restore({ path, epoch: E1, keepCommits: 2 }, states[2])).commitAll();
     expect(content(path)).toBe(B0 + H0 + B10);
     expect(existsSync(path)).toBe(true);
+  });
+});
+
+describe('FileCommitter: background work', () => {
+  it('end of input with nothing committed before: the in-progress file becomes the final file', async () => {
+    const path = tempPath();
+    const c = await FileCommitter.open({ path, epoch: E0 });
+    const empty = c.preCommit(cp(1)); // a checkpoint with no rows: committed length stays 0
+    await c.commit(cp(1));
+    c.write(B0 + H0);
+    await c.commitAll();
+    expect(content(path)).toBe(B0 + H0);
+    expect(manifest(path).commits).toEqual([
+      { checkpointId: 1, length: 0 },
+      { checkpointId: END_OF_INPUT_ID, length: Buffer.byteLength(B0 + H0) },
+    ]);
+    expect(readdirSync(staging(path))).toEqual(['manifest.json']);
+
+    // a failover to checkpoint 1 drops the end-of-input output, as for the copying path
+    const b = await FileCommitter.restore({ path, epoch: E1 }, empty);
+    expect(content(path)).toBe('');
+    b.write(B0 + H0);
+    await b.commitAll();
+    expect(content(path)).toBe(B0 + H0);
+  });
+
+  it('a crash between the end-of-input rename and its manifest entry: restore cuts the output', async () => {
+    const path = tempPath();
+    const a = await FileCommitter.open({ path, epoch: E0 });
+    const state1 = a.preCommit(cp(1));
+    await a.durable();
+    // the rename happened, the manifest write did not: the final file holds rows no entry covers
+    writeFileSync(path, B0 + H0);
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
+    expect(content(path)).toBe('');
+    b.write(B0 + H0);
+    await b.commitAll();
+    expect(content(path)).toBe(B0 + H0);
+  });
+
+  it('a failure of the background fsyncs rejects durable() and fails the next call', async () => {
+    const path = tempPath();
+    const c = await FileCommitter.open({ path, epoch: E0 });
+    c.write(B0);
+    c.preCommit(cp(1));
+    rmSync(staging(path), { recursive: true, force: true }); // the folder fsync after the rename fails
+    const err = await codeOf(() => c.durable());
+    expect(err.code).toBe('SINK_IO');
+    expect(err.message).toContain('.result.jsonl.fluxo');
+    expect((await codeOf(() => c.write(H0))).code).toBe('SINK_IO');
+    expect((await codeOf(() => c.commit(cp(1)))).code).toBe('SINK_IO');
+  });
+
+  it('a restore of the same file waits for the commit still running in this process', async () => {
+    const path = tempPath();
+    const a = await FileCommitter.open({ path, epoch: E0 });
+    a.write(B0);
+    const state1 = a.preCommit(cp(1));
+    a.write(H0);
+    a.preCommit(cp(2));
+    const late = a.commit(cp(2)); // not awaited: the task was cancelled while it runs
+    a.close();
+    const b = await FileCommitter.restore({ path, epoch: E1 }, state1);
+    expect(await late).toEqual([1, 2]); // it ran to its end before the restore began
+    expect(content(path)).toBe(B0); // and the restore cut checkpoint 2's output
+    expect(manifest(path)).toMatchObject({ epoch: 1, commits: [{ checkpointId: 1 }] });
+    b.write(H0);
+    await b.commitAll();
+    expect(content(path)).toBe(B0 + H0);
   });
 });

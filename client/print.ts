@@ -83,9 +83,19 @@ export function summaryLines(d: JobDetails): string[] {
     lines.push(`  alerts written    ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   else if (d.vertices.some((v) => v.id === 'window' && v.name === 'Running aggregate'))
     lines.push(`  updates written   ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
-  else if (d.vertices.some((v) => v.id === 'window'))
-    lines.push(`  windows emitted   ${n(t.windowsEmitted)}  -> ${d.outputs.results}`);
-  else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
+  else if (d.vertices.some((v) => v.id === 'window')) {
+    // rollup stages (vertices window-2…): each one's windows, the last one's go to the results
+    const rollups = d.vertices.filter((v) => /^window-\d+$/.test(v.id));
+    lines.push(`  windows emitted   ${n(t.windowsEmitted)}${rollups.length === 0 ? `  -> ${d.outputs.results}` : ''}`);
+    rollups.forEach((v, i) => {
+      const windows = d.tasks
+        .filter((task) => task.vertex === v.id)
+        .reduce((a, task) => a + (task.counters?.windowsEmitted ?? 0), 0);
+      const by = /^Rollup by (.*?):/.exec(v.name)?.[1] ?? v.id;
+      const to = i === rollups.length - 1 ? `  -> ${d.outputs.results}` : '';
+      lines.push(`  rollup windows    ${n(windows)} by ${by}${to}`);
+    });
+  } else lines.push(`  rows written      ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   const c = d.checkpoints;
   if (c) {
     const latest = c.latest

@@ -6,7 +6,7 @@ import { type CompletedCheckpoint, keyGroupPart, splitPart } from '../core/check
 import type { ClusterConfig } from '../core/config/index.js';
 import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
-import { buildJobGraph, outputPaths, slotsNeeded } from '../core/graph/build.js';
+import { buildJobGraph, isKeyedVertex, outputPaths, slotsNeeded } from '../core/graph/build.js';
 import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
 import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
@@ -555,17 +555,20 @@ export class JobManager {
     }));
     const sum = (vertex: string, f: keyof TaskCounters): number =>
       tasks.filter((t) => t.vertex === vertex).reduce((a, t) => a + (t.counters ? (t.counters[f] as number) : 0), 0);
+    // the first keyed stage sees the readings; the last one (a rollup, or the same) feeds the sink
+    const keyed = job.graph.vertices.filter((v) => isKeyedVertex(v.id)).map((v) => v.id);
+    const lastKeyed = keyed.at(-1) ?? 'window';
     const totals = {
       linesRead: sum('source', 'linesRead'),
       readingsIn: sum('source', 'recordsIn'),
-      rejected: sum('source', 'rejected') + sum('window', 'rejected'),
+      rejected: sum('source', 'rejected') + keyed.reduce((a, v) => a + sum(v, 'rejected'), 0),
       filtered: sum('source', 'filtered'),
       late: sum('window', 'late'),
       windowsEmitted: sum('window', 'windowsEmitted'),
       sensors: sum('window', 'keys'),
       resultsWritten: job.graph.vertices.some((v) => v.id === 'sink')
         ? sum('sink', 'rowsWritten')
-        : sum('window', 'rowsWritten'),
+        : sum(lastKeyed, 'rowsWritten'),
       deadLettersWritten: sum('deadletters', 'rowsWritten'),
       lateWritten: sum('late', 'rowsWritten'),
     };
@@ -932,10 +935,10 @@ export class JobManager {
       const k = owner.get(p);
       if (k) parts.push({ taskKey: k, part: p });
     }
-    if (d.vertexId === 'window') {
+    if (isKeyedVertex(d.vertexId)) {
       const range = keyGroupRange(d.subtask, d.parallelism, d.graph.maxParallelism);
       for (let kg = range.start; kg <= range.end; kg++) {
-        const p = keyGroupPart('window', kg);
+        const p = keyGroupPart(d.vertexId, kg);
         const k = owner.get(p);
         if (k) parts.push({ taskKey: k, part: p });
       }
@@ -1141,14 +1144,18 @@ export function savepointProblems(old: JobSpec, oldGraph: JobGraph, next: JobSpe
     p.push(
       `source.paths: the savepoint's positions are offsets in ${old.source.paths.join(', ')}; the job reads ${next.source.paths.join(', ')}`,
     );
+  // every keyed stage (rollups included), in order: its state is keyed and typed by these
   const step = (s: JobSpec, kind: 'keyBy' | 'window' | 'aggregate' | 'detect' | 'running') => {
-    const st = s.steps.find((x) => x.kind === kind);
-    if (!st) return undefined;
-    if (st.kind === 'keyBy') return st.fields;
-    if (st.kind === 'window') return st.window;
-    if (st.kind === 'detect') return st.detect;
-    if (st.kind === 'running') return st.aggregates;
-    return st.kind === 'aggregate' ? st.aggregates : undefined;
+    const all = s.steps.filter((x) => x.kind === kind);
+    const body = (st: (typeof all)[number]) => {
+      if (st.kind === 'keyBy') return st.fields;
+      if (st.kind === 'window') return st.window;
+      if (st.kind === 'detect') return st.detect;
+      if (st.kind === 'running') return st.aggregates;
+      return st.kind === 'aggregate' ? st.aggregates : undefined;
+    };
+    if (all.length === 0) return undefined;
+    return all.length === 1 ? body(all[0]) : all.map(body);
   };
   for (const kind of ['keyBy', 'window', 'aggregate', 'detect', 'running'] as const) {
     const a = json(step(old, kind));

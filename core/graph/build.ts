@@ -107,16 +107,20 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   const types = rowFieldTypes(spec);
   const problems: string[] = [];
   const sourceOps: OperatorDesc[] = [{ kind: 'source' }];
-  let keyFields: string[] | undefined;
-  let windowStep: Extract<JobSpec['steps'][number], { kind: 'window' }> | undefined;
-  let aggregates: AggregateSpec[] | undefined;
-  let detectStep: Extract<JobSpec['steps'][number], { kind: 'detect' }> | undefined;
-  let runningStep: Extract<JobSpec['steps'][number], { kind: 'running' }> | undefined;
+  // keyed stages: the first reads the source's rows; each later one (a rollup) the window results before it
+  const stages: {
+    keyFields: string[];
+    window?: Extract<JobSpec['steps'][number], { kind: 'window' }>;
+    aggregates?: AggregateSpec[];
+    detect?: Extract<JobSpec['steps'][number], { kind: 'detect' }>;
+    running?: Extract<JobSpec['steps'][number], { kind: 'running' }>;
+  }[] = [];
   spec.steps.forEach((step, i) => {
+    const stage = stages.at(-1);
     switch (step.kind) {
       case 'filter':
       case 'map':
-        if (keyFields) {
+        if (stage) {
           problems.push(`steps[${i}]: ${step.kind} after keyBy is not supported yet; move it before keyBy`);
           return;
         }
@@ -129,19 +133,19 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
         else sourceOps.push({ kind: 'map', fields: step.fields, stepIndex: i });
         return;
       case 'keyBy':
-        keyFields = step.fields;
+        stages.push({ keyFields: step.fields });
         return;
       case 'window':
-        windowStep = step;
+        if (stage) stage.window = step;
         return;
       case 'aggregate':
-        aggregates = step.aggregates;
+        if (stage) stage.aggregates = step.aggregates;
         return;
       case 'detect':
-        detectStep = step;
+        if (stage) stage.detect = step;
         return;
       case 'running':
-        runningStep = step;
+        if (stage) stage.running = step;
         return;
     }
   });
@@ -153,108 +157,132 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
   const splits = sourceSplits(spec);
   vertices.push({ id: 'source', name: `Source: ${spec.source.type}`, parallelism: splits, operators: sourceOps });
 
-  // redis and bullmq sinks write in parallel, chained to the keyed vertex
+  // redis and bullmq sinks write in parallel, chained to the last keyed vertex
   const sinkIsVertex = spec.sink.type !== 'redis' && spec.sink.type !== 'bullmq';
   let mainProducer = 'source';
   let mainFields: FieldDesc[] = [...types].map(([name, type]) => ({ name, type }));
+  let stageTypes = types;
 
-  // the keyed stage: window + aggregate, or detect (the schema allows one of them per job)
-  let keyed:
-    | {
-        ops: OperatorDesc[];
-        name: string;
-        parallelism?: number;
-        inputs: string[];
-        result: FieldDesc[];
-        upsertKey?: string[];
+  stages.forEach((stage, k) => {
+    const { keyFields } = stage;
+    const last = k === stages.length - 1;
+    // the keyed stage: window + aggregate, or detect, or running (the schema allows detect and running alone only)
+    let keyed:
+      | {
+          ops: OperatorDesc[];
+          name: string;
+          parallelism?: number;
+          inputs: string[];
+          result: FieldDesc[];
+          upsertKey?: string[];
+        }
+      | undefined;
+    if (stage.window && stage.aggregates) {
+      const aggregates = stage.aggregates;
+      keyed = {
+        ops: [{ kind: 'window', window: stage.window.window, aggregates, keyFields }],
+        name: `${k === 0 ? 'Window' : `Rollup by ${keyFields.join(', ')}: window`}(${stage.window.window.type}) → Aggregate`,
+        parallelism: stage.window.parallelism,
+        inputs: aggregates.flatMap((a) => (a.field ? [a.field] : [])),
+        result: withLocalDateField(
+          windowResultFields(keyFields, aggregates, stageTypes, stage.window.window.allowedLatenessMs),
+          stage.window.window,
+        ),
+      };
+    } else if (stage.detect) {
+      if (spec.sink.type === 'redis') {
+        const problem =
+          'sink: a redis sink writes window results (<key>:<windowStart>); send detect alerts to a file or stdout sink';
+        throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
       }
-    | undefined;
-  if (keyFields && windowStep && aggregates) {
-    keyed = {
-      ops: [{ kind: 'window', window: windowStep.window, aggregates, keyFields }],
-      name: `Window(${windowStep.window.type}) → Aggregate`,
-      parallelism: windowStep.parallelism,
-      inputs: aggregates.flatMap((a) => (a.field ? [a.field] : [])),
-      result: withLocalDateField(
-        windowResultFields(keyFields, aggregates, types, windowStep.window.allowedLatenessMs),
-        windowStep.window,
-      ),
-    };
-  } else if (keyFields && detectStep) {
-    if (spec.sink.type === 'redis') {
-      const problem =
-        'sink: a redis sink writes window results (<key>:<windowStart>); send detect alerts to a file or stdout sink';
-      throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
+      const detect = stage.detect;
+      keyed = {
+        ops: [{ kind: 'detect', detect: detect.detect, keyFields }],
+        name: `Detect(${detect.detect.rules.map((r) => r.name).join(', ')})`,
+        parallelism: detect.parallelism,
+        inputs: [detect.detect.valueField],
+        result: ALERT_FIELDS.map((f) => ({ ...f })),
+      };
+    } else if (stage.running) {
+      if (spec.sink.type === 'bullmq') {
+        const problem = 'sink: running aggregates are upserts; send them to a redis, file or stdout sink';
+        throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
+      }
+      const running = stage.running;
+      keyed = {
+        ops: [{ kind: 'running', aggregates: running.aggregates, keyFields }],
+        name: 'Running aggregate',
+        parallelism: running.parallelism,
+        inputs: running.aggregates.flatMap((a) => (a.field ? [a.field] : [])),
+        result: runningResultFields(keyFields, running.aggregates, stageTypes),
+        upsertKey: ['key'],
+      };
     }
-    keyed = {
-      ops: [{ kind: 'detect', detect: detectStep.detect, keyFields }],
-      name: `Detect(${detectStep.detect.rules.map((r) => r.name).join(', ')})`,
-      parallelism: detectStep.parallelism,
-      inputs: [detectStep.detect.valueField],
-      result: ALERT_FIELDS.map((f) => ({ ...f })),
-    };
-  } else if (keyFields && runningStep) {
-    if (spec.sink.type === 'bullmq') {
-      const problem = 'sink: running aggregates are upserts; send them to a redis, file or stdout sink';
-      throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
-    }
-    keyed = {
-      ops: [{ kind: 'running', aggregates: runningStep.aggregates, keyFields }],
-      name: 'Running aggregate',
-      parallelism: runningStep.parallelism,
-      inputs: runningStep.aggregates.flatMap((a) => (a.field ? [a.field] : [])),
-      result: runningResultFields(keyFields, runningStep.aggregates, types),
-      upsertKey: ['key'],
-    };
-  }
-  if (keyFields && keyed) {
+    if (!keyed) return;
     const parallelism = keyed.parallelism ?? spec.parallelism;
-    // the keyed vertex (id `window` whatever its operator: the JobManager restores key groups to
-    // it) needs the key and its operator's inputs; the event-time field rides along so a late
-    // reading reaches the late-data output whole (sensor, time, value)
+    // the keyed vertex (`window` for the first stage whatever its operator, `window-2`… for
+    // rollups: the JobManager restores key groups to keyed vertices by id) needs the key and its
+    // operator's inputs; at the first stage the event-time field rides along so a late reading
+    // reaches the late-data output whole (sensor, time, value)
+    const id = keyedVertexId(k);
     const needed = new Set<string>(keyFields);
     for (const f of keyed.inputs) needed.add(f);
-    needed.add(spec.source.eventTime.outputField);
-    const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: types.get(name) ?? 'double' }));
-    const windowOps = keyed.ops;
-    const resultFields = keyed.result;
-    if (!sinkIsVertex)
-      windowOps.push({
+    if (k === 0) needed.add(spec.source.eventTime.outputField);
+    const hashSchema: FieldDesc[] = [...needed].map((name) => ({ name, type: stageTypes.get(name) ?? 'double' }));
+    const ops = keyed.ops;
+    if (last && !sinkIsVertex)
+      ops.push({
         kind: 'sink',
         sink: spec.sink,
         role: 'main',
-        fields: resultFields,
+        fields: keyed.result,
         ...(keyed.upsertKey ? { upsertKey: keyed.upsertKey } : {}),
       });
-    vertices.push({ id: 'window', name: keyed.name, parallelism, operators: windowOps });
+    vertices.push({ id, name: keyed.name, parallelism, operators: ops });
     edges.push({
       id: edges.length,
-      source: 'source',
-      target: 'window',
+      source: mainProducer,
+      target: id,
       output: 'main',
       partitioner: 'hash',
       keyFields,
       schema: hashSchema,
     });
-    mainProducer = 'window';
-    mainFields = resultFields;
-    const lateFields: FieldDesc[] = [...hashSchema, { name: 'watermarkMs', type: 'double' }];
-    vertices.push({
-      id: 'late',
-      name: 'Late data',
-      parallelism: 1,
-      operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }],
-    });
-    edges.push({
-      id: edges.length,
-      source: 'window',
-      target: 'late',
-      output: 'late',
-      partitioner: 'global',
-      keyFields: [],
-      schema: lateFields,
-    });
-  } else if (spec.sink.type === 'redis' || spec.sink.type === 'bullmq') {
+    mainProducer = id;
+    mainFields = keyed.result;
+    stageTypes = new Map(keyed.result.map((f) => [f.name, f.type]));
+    if (k === 0) {
+      const lateFields: FieldDesc[] = [...hashSchema, { name: 'watermarkMs', type: 'double' }];
+      vertices.push({
+        id: 'late',
+        name: 'Late data',
+        parallelism: 1,
+        operators: [{ kind: 'sink', sink: spec.lateData, role: 'late', fields: lateFields }],
+      });
+      edges.push({
+        id: edges.length,
+        source: id,
+        target: 'late',
+        output: 'late',
+        partitioner: 'global',
+        keyFields: [],
+        schema: lateFields,
+      });
+    } else {
+      // a rollup input is never late (it carries its window's last instant, before the watermark
+      // that fired it: docs in core/runtime/chain.ts); if one were, it is a dead letter, not lost
+      edges.push({
+        id: edges.length,
+        source: id,
+        target: 'deadletters',
+        output: 'deadLetter',
+        partitioner: 'global',
+        keyFields: [],
+        schema: deadLetterFields,
+      });
+    }
+  });
+  if (stages.length === 0 && (spec.sink.type === 'redis' || spec.sink.type === 'bullmq')) {
     const problem = `sink: a ${spec.sink.type} sink needs a keyed step (keyBy, then window + aggregate${spec.sink.type === 'bullmq' ? ' or detect' : ''})`;
     throw new EngineError('SPEC_INVALID', `invalid job spec: ${problem}`, { problems: [problem] });
   }
@@ -340,4 +368,14 @@ export function maskPassword(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** Id of the vertex of keyed stage `k` (0-based): `window`, then `window-2`, `window-3`… for rollup stages. */
+export function keyedVertexId(k: number): string {
+  return k === 0 ? 'window' : `window-${k + 1}`;
+}
+
+/** True for the vertex of a keyed stage (its state is per key group; see `keyedVertexId`). */
+export function isKeyedVertex(vertexId: string): boolean {
+  return vertexId === 'window' || /^window-\d+$/.test(vertexId);
 }

@@ -93,7 +93,15 @@ class MapOperator implements Downstream {
   }
 }
 
-/** Keyed window aggregation over the key groups this subtask owns; late readings go to the `late` side output. */
+/**
+ * Keyed window aggregation over the key groups this subtask owns; late readings go to the `late`
+ * side output. In a rollup stage (vertex `window-2`…) the input rows are the window results of
+ * the stage before, each with its window's last instant as event time and as watermark tag. The
+ * stage before fires a window when its watermark passes the window's end and passes that watermark
+ * on only after the row, so this stage's watermark (the minimum over its inputs) is still before
+ * the end when the row arrives: rollup inputs are never late, at any parallelism. Should one be,
+ * it becomes a dead letter with its reason.
+ */
 class WindowDownstream extends KeyedDownstream<WindowOperator> {
   readonly op: WindowOperator;
   constructor(
@@ -102,6 +110,7 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
     next: Downstream,
     gate: OutputGate,
     counters: TaskCounters,
+    deadLetter: ChainContext['deadLetter'],
   ) {
     super(desc, next, counters);
     const calendar = calendarPeriodsOf(o.window);
@@ -117,9 +126,20 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
       {
         emit: (row) => {
           if (calendar) row[LOCAL_DATE_FIELD] = calendar.localDate(row.windowStart as number);
-          next.processElement(row, (row.windowEnd as number) - 1, this.wm);
+          // event time and watermark tag: the window's last instant, so a rollup stage judges
+          // lateness by the window, not by the (later) watermark that fired it
+          const last = (row.windowEnd as number) - 1;
+          next.processElement(row, last, last);
         },
-        late: this.lateOutput(gate),
+        late:
+          desc.vertexId === 'window'
+            ? this.lateOutput(gate)
+            : (row, ts, watermark) =>
+                deadLetter(
+                  `late rollup input: event time ${ts} ≤ watermark ${watermark}`,
+                  `${desc.vertexId} (rollup by ${o.keyFields.join(', ')})`,
+                  row,
+                ),
       },
     );
   }
@@ -214,7 +234,7 @@ export function buildChain(ctx: ChainContext): Chain {
         break;
       }
       case 'window':
-        window = new WindowDownstream(ctx.desc, o, next, ctx.gate, ctx.counters);
+        window = new WindowDownstream(ctx.desc, o, next, ctx.gate, ctx.counters, ctx.deadLetter);
         link = window;
         break;
       case 'detect':

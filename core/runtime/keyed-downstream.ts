@@ -16,10 +16,11 @@ export interface KeyedOperator {
 }
 
 /**
- * A keyed operator (window, detect) as a link of its vertex's chain, over the key groups this
- * subtask owns. The keyed vertex has id `window` whatever its operator (the JobManager hands key
- * groups to that vertex on restore), so its state parts are `window.kg-N`; each operator's
- * snapshot carries its own magic byte, so one never loads the other's state.
+ * A keyed operator (window, detect, running) as a link of its vertex's chain, over the key groups
+ * this subtask owns. The first keyed vertex has id `window` whatever its operator, rollup stages
+ * `window-2`, `window-3`… (the JobManager hands key groups to keyed vertices on restore), so its
+ * state parts are `<vertex>.kg-N`; each operator's snapshot carries its own magic byte, so one
+ * never loads the other's state.
  */
 export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downstream {
   abstract readonly op: Op;
@@ -32,7 +33,10 @@ export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downs
     protected readonly counters: TaskCounters,
   ) {
     this.keyGroups = keyGroupRange(desc.subtask, desc.parallelism, desc.graph.maxParallelism);
+    this.vertexId = desc.vertexId;
   }
+  /** the keyed vertex (`window`, `window-2`…): the prefix of its state parts */
+  private readonly vertexId: string;
   abstract processElement(row: Row, ts: number, swm: number): void;
   /** Copies the operator's metrics into the task counters (operators with more extend it). */
   sync(): void {
@@ -56,13 +60,13 @@ export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downs
   }
   /** Restores one key group from a checkpoint part (`window.kg-N`); false when the part is not one. */
   restore(part: string, bytes: Uint8Array): boolean {
-    const kg = keyGroupOfPart('window', part);
+    const kg = keyGroupOfPart(this.vertexId, part);
     if (kg === undefined) return false;
     this.op.restoreKeyGroup(kg, bytes);
     return true;
   }
   /** The state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
   snapshot(): [string, Uint8Array][] {
-    return keyGroupParts('window', this.keyGroups, (kg) => this.op.snapshotKeyGroup(kg));
+    return keyGroupParts(this.vertexId, this.keyGroups, (kg) => this.op.snapshotKeyGroup(kg));
   }
 }

@@ -53,6 +53,7 @@ import { checkExpression, type ExprFields } from '../expr/cel.js';
 import { type RestartStrategyConfig, restartStrategy } from '../restart/strategies.js';
 import { MAX_PARTITIONS, STREAM_NAME_RE } from '../streams/layout.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
+import { LOCAL_DATE_FIELD } from '../windows/calendar.js';
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import { normaliseThingSpeakSource, type RawThingSpeakSource, thingSpeakSourceShape } from './thingspeak.js';
 import type {
@@ -717,6 +718,10 @@ function normaliseSteps(
   // fields visible at the current step; undefined when the source was invalid (skip field checks)
   let fields: ExprFields | undefined = initial ? { ...initial } : undefined;
   const kinds: StepKind[] = [];
+  // the stage being read (a rollup stage's fields are the window results of the one before)
+  const windowAt = new Map<number, WindowSpec>();
+  let lastKeyBy: string[] | undefined;
+  let lastWindow: WindowSpec | undefined;
 
   rawSteps.forEach((raw, i) => {
     const at: PathPart[] = ['steps', i];
@@ -802,6 +807,7 @@ function normaliseSteps(
           if (names.indexOf(f) !== j) fail(sub, `duplicate field "${f}"`);
         });
         steps.push({ kind: 'keyBy', fields: names });
+        lastKeyBy = names;
         return;
       }
       case 'window': {
@@ -811,6 +817,8 @@ function normaliseSteps(
           return;
         }
         steps.push(withP({ kind: 'window', window: w }));
+        windowAt.set(i, w);
+        lastWindow = w;
         return;
       }
       case 'aggregate':
@@ -847,8 +855,21 @@ function normaliseSteps(
           }
           aggs.push({ output, kind: aggKind, field });
         }
-        if (kind === 'running') steps.push(withP({ kind: 'running', aggregates: aggs }));
-        else steps.push({ kind: 'aggregate', aggregates: aggs });
+        if (kind === 'running') {
+          steps.push(withP({ kind: 'running', aggregates: aggs }));
+          return;
+        }
+        steps.push({ kind: 'aggregate', aggregates: aggs });
+        // a rollup stage after it sees the window results (core/graph/build.ts windowResultFields)
+        if (fields && lastKeyBy && lastWindow) {
+          const next: ExprFields = { key: 'string' };
+          if (lastKeyBy.length > 1) for (const f of lastKeyBy) next[f] = fields[f] ?? 'string';
+          next.windowStart = 'int';
+          next.windowEnd = 'int';
+          if (lastWindow.type === 'tumbling' && 'calendar' in lastWindow) next[LOCAL_DATE_FIELD] = 'string';
+          for (const a of aggs) next[a.output] = a.kind === 'count' ? 'int' : 'double';
+          fields = next;
+        }
         return;
       }
       case 'detect': {
@@ -863,31 +884,35 @@ function normaliseSteps(
     }
   });
 
-  // structure: [filter|map]* ( keyBy ( window aggregate | detect | running ) )?
+  // structure: [filter|map]* ( keyBy window aggregate )* ( keyBy ( window aggregate | detect | running ) )?
+  // Every keyBy after the first starts a rollup stage over the window results of the stage before.
+  const keyBys = kinds.flatMap((k, i) => (k === 'keyBy' ? [i] : []));
   kinds.forEach((k, i) => {
     const at: PathPart[] = ['steps', i];
     if (k === 'keyBy') {
-      if (kinds.indexOf('keyBy') !== i) fail(at, 'only one keyBy is allowed');
-      else if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect' && kinds[i + 1] !== 'running')
+      if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect' && kinds[i + 1] !== 'running')
         fail(at, 'keyBy must be followed by a window, a detect or a running step');
+      else if (i !== keyBys[0] && kinds[i - 1] !== 'aggregate')
+        fail(at, 'a second keyBy (a rollup stage) must follow a window + aggregate stage');
     } else if (k === 'window') {
       if (kinds[i - 1] !== 'keyBy') fail(at, 'window must directly follow a keyBy step');
       if (kinds[i + 1] !== 'aggregate') fail(at, 'window must be followed by an aggregate step');
-      if (kinds.indexOf('window') !== i) fail(at, 'only one window is allowed');
-    } else if (k === 'detect') {
-      // one keyed stage per job: windows and detection both need the keyBy's hash exchange
-      if (kinds.includes('window'))
-        fail(at, 'detect cannot be combined with window/aggregate in one job; run spike detection as its own job');
-      else if (kinds[i - 1] !== 'keyBy') fail(at, 'detect must directly follow a keyBy step');
-      else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow detect');
-    } else if (k === 'running') {
-      if (kinds.includes('window') || kinds.includes('detect'))
-        fail(at, 'running cannot be combined with window or detect in one job (one keyed stage per job)');
-      else if (kinds[i - 1] !== 'keyBy') fail(at, 'running must directly follow a keyBy step');
-      else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow running');
+      const w = windowAt.get(i);
+      if (w && i < keyBys[keyBys.length - 1] && (w.allowedLatenessMs ?? 0) > 0)
+        fail(
+          [...at, 'window', 'allowedLatenessMs'],
+          'a window whose results feed a rollup stage cannot emit updates (the next stage would count a window twice); set allowedLatenessMs on the last window only',
+        );
+    } else if (k === 'detect' || k === 'running') {
+      // one keyed stage per job for these: each needs the keyBy's hash exchange of raw readings
+      if (keyBys.length > 1 || kinds.includes('window'))
+        fail(at, `${k} cannot be combined with window/aggregate or rollup stages in one job; run it as its own job`);
+      else if (kinds[i - 1] !== 'keyBy') fail(at, `${k} must directly follow a keyBy step`);
+      else if (i !== kinds.length - 1) fail(['steps', i + 1], `no step may follow ${k}`);
     } else if (k === 'aggregate') {
       if (kinds[i - 1] !== 'window') fail(at, 'aggregate needs a window step before it');
-      else if (i !== kinds.length - 1) fail(['steps', i + 1], 'no step may follow aggregate');
+      else if (i !== kinds.length - 1 && kinds[i + 1] !== 'keyBy')
+        fail(['steps', i + 1], 'only a keyBy (a rollup stage) may follow aggregate');
     }
   });
   return ok ? steps : undefined;

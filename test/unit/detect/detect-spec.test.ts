@@ -97,7 +97,7 @@ describe('the detect step', () => {
         ]),
       ),
     ).toContain(
-      'steps[1]: detect cannot be combined with window/aggregate in one job; run spike detection as its own job',
+      'steps[1]: detect cannot be combined with window/aggregate or rollup stages in one job; run it as its own job',
     );
     const problems = problemsOf(
       job([

@@ -53,6 +53,56 @@ describe('the job graph', () => {
     expect(g.vertices.some((v) => v.id === 'sink')).toBe(false);
   });
 
+  it('builds one keyed vertex per rollup stage, each hashed on its keys, the last one feeding the sink', () => {
+    const w = { window: { type: 'tumbling', sizeMs: 60000 } };
+    const g = buildJobGraph(
+      spec({
+        steps: [
+          { keyBy: ['note', 'sensorId'] },
+          w,
+          { aggregate: { n: 'count()', hi: 'max(temperature)' } },
+          { keyBy: 'note' },
+          { ...w, parallelism: 2 },
+          { aggregate: { sensors: 'count()', n: 'sum(n)', hi: 'max(hi)' } },
+        ],
+      }),
+    );
+    expect(g.vertices.map((v) => [v.id, v.parallelism, v.operators.map((o) => o.kind).join('>')])).toEqual([
+      ['source', 2, 'source'],
+      ['window', 3, 'window'],
+      ['late', 1, 'sink'],
+      ['window-2', 2, 'window'],
+      ['sink', 1, 'sink'],
+      ['deadletters', 1, 'sink'],
+    ]);
+    const rollup = g.edges.find((e) => e.target === 'window-2');
+    expect(rollup).toMatchObject({ source: 'window', partitioner: 'hash', keyFields: ['note'] });
+    // the rollup reads its key and the first stage's results it aggregates
+    expect(rollup?.schema).toEqual([
+      { name: 'note', type: 'string' },
+      { name: 'n', type: 'int' },
+      { name: 'hi', type: 'double' },
+    ]);
+    expect(
+      g.edges.filter((e) => e.partitioner === 'global').map((e) => `${e.source}->${e.target}:${e.output}`),
+    ).toEqual([
+      'window->late:late',
+      'window-2->deadletters:deadLetter',
+      'window-2->sink:main',
+      'source->deadletters:deadLetter',
+    ]);
+    expect(g.vertices.find((v) => v.id === 'sink')?.operators[0]).toMatchObject({
+      fields: [
+        { name: 'key', type: 'string' },
+        { name: 'windowStart', type: 'int' },
+        { name: 'windowEnd', type: 'int' },
+        { name: 'sensors', type: 'int' },
+        { name: 'n', type: 'double' },
+        { name: 'hi', type: 'double' },
+      ],
+    });
+  });
+
   it('refuses a parallelism on a step that is chained to the source, naming the step', () => {
     const s = spec();
     const bad = { ...s, steps: s.steps.map((st, i) => (i === 0 ? { ...st, parallelism: 4 } : st)) };

@@ -146,6 +146,53 @@ describe('parseJobSpec', () => {
     ]);
   });
 
+  it('accepts rollup stages over the window results before them, and checks their fields', () => {
+    const base = valid();
+    const w = { window: { type: 'tumbling', sizeMs: 60000 } };
+    const stage1 = [{ keyBy: ['room', 'sensorId'] }, w, { aggregate: { n: 'count()', avg: 'avg(temperature)' } }];
+    const spec = parseJobSpec(
+      {
+        ...base,
+        steps: [...stage1, { keyBy: 'room' }, w, { aggregate: { sensors: 'count()', n: 'sum(n)', avg: 'avg(avg)' } }],
+      },
+      { baseDir: '/base' },
+    );
+    expect(spec.steps.map((st) => st.kind)).toEqual(['keyBy', 'window', 'aggregate', 'keyBy', 'window', 'aggregate']);
+    // a rollup sees key, the key fields, windowStart, windowEnd and the aggregates: not the readings' fields
+    expect(
+      problemsOf({
+        ...base,
+        steps: [...stage1, { keyBy: 'house' }, w, { aggregate: { t: 'avg(temperature)', s: 'max(windowStart)' } }],
+      }),
+    ).toEqual(['steps[3].keyBy: unknown field "house"', 'steps[5].aggregate.t: unknown field "temperature"']);
+    expect(
+      problemsOf({
+        ...base,
+        steps: [
+          { keyBy: 'sensorId' },
+          { window: { type: 'tumbling', sizeMs: 60000, allowedLatenessMs: 1000 } },
+          { aggregate: { avg: 'avg(temperature)' } },
+          { keyBy: 'key' },
+          w,
+          { aggregate: { avg: 'avg(avg)' } },
+        ],
+      }),
+    ).toEqual([
+      'steps[1].window.allowedLatenessMs: a window whose results feed a rollup stage cannot emit updates (the next stage would count a window twice); set allowedLatenessMs on the last window only',
+    ]);
+    expect(problemsOf({ ...base, steps: [...stage1, { filter: 'n > 1' }] })).toEqual([
+      'steps[3]: only a keyBy (a rollup stage) may follow aggregate',
+    ]);
+    expect(
+      problemsOf({
+        ...base,
+        steps: [...stage1, { keyBy: 'room' }, { detect: { valueField: 'avg', rules: [{ jump: { minDelta: 1 } }] } }],
+      }),
+    ).toContain(
+      'steps[4]: detect cannot be combined with window/aggregate or rollup stages in one job; run it as its own job',
+    );
+  });
+
   it('bounds keyed parallelism by maxParallelism', () => {
     const raw = valid();
     raw.steps[3] = { window: { type: 'tumbling', sizeMs: 1000 }, parallelism: 256 };

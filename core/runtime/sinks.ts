@@ -112,8 +112,7 @@ export class LineSink implements Downstream, TransactionalSink {
 
   pending(): Promise<void> | null {
     if (this.failure) throw this.failure;
-    this.committer?.check();
-    return this.blocked;
+    return this.committer ? this.committer.backlog() : this.blocked;
   }
 
   /** The checkpoint part name this sink's committer state is stored under. */

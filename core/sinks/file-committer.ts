@@ -79,7 +79,7 @@
  * committer of the same file, so a cancelled task's commit still running ends (or fails) before
  * its successor restores.
  */
-import { close, closeSync, constants, fsync, openSync, renameSync, writeSync } from 'node:fs';
+import { close, constants, fsync, openSync, renameSync, write } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type CheckpointId, type Epoch, checkpointId as toCheckpointId } from '../checkpoint/ids.js';
@@ -137,6 +137,8 @@ interface Manifest {
 
 const MANIFEST = 'manifest.json';
 const COPY_BYTES = 1 << 20;
+/** Writes queued (bytes) above which `backlog()` asks the task to wait. */
+const MAX_QUEUED_BYTES = 8 << 20;
 
 /**
  * The background file work of the committers of this process, per final file (resolved path):
@@ -173,6 +175,8 @@ export class FileCommitter {
   /** the background work queue: every step runs after the previous one has ended; never rejects */
   private tail: Promise<void> = Promise.resolve();
   private failure: EngineError | null = null;
+  /** bytes of `write` calls not yet written */
+  private queuedBytes = 0;
 
   private constructor(opts: FileCommitterOptions, lastId: number) {
     this.path = opts.path;
@@ -252,18 +256,33 @@ export class FileCommitter {
   }
 
   /**
-   * Appends `chunk` (whole JSON lines, UTF-8) to the in-progress file of the current interval.
-   * Not durable until `preCommit` and `durable`.
-   * @throws EngineError `SINK_IO` when the write fails or background work failed; `INTERNAL` after
-   *   `commitAll` or `close`
+   * Appends `chunk` (whole JSON lines, UTF-8) to the in-progress file of the current interval, in
+   * the background (the task thread only encodes it). Not durable until `preCommit` and `durable`.
+   * Wait for `backlog()` before writing more when it is not null.
+   * @throws EngineError `SINK_IO` when background work failed; `INTERNAL` after `commitAll` or `close`
    */
   write(chunk: string): void {
     const fd = this.requireOpen();
     const buf = Buffer.from(chunk, 'utf8');
-    this.ioSync('cannot write', this.inProgress, () => {
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    });
+    const file = this.inProgress;
+    this.queuedBytes += buf.length;
+    this.enqueue(async () => {
+      try {
+        await writeAll(fd, buf, file);
+      } finally {
+        this.queuedBytes -= buf.length;
+      }
+    }).catch(() => {}); // kept for check()
+  }
+
+  /**
+   * Backpressure: resolves when the background work queued so far is done, or null while less
+   * than `MAX_QUEUED_BYTES` (8 MiB) of writes wait.
+   * @throws EngineError `SINK_IO` when background work failed
+   */
+  backlog(): Promise<void> | null {
+    this.check();
+    return this.queuedBytes > MAX_QUEUED_BYTES ? this.tail : null;
   }
 
   /**
@@ -377,12 +396,10 @@ export class FileCommitter {
     this.finished = true;
     if (this.fd === null) return;
     const fd = this.fd;
+    const file = this.inProgress;
     this.fd = null;
-    try {
-      closeSync(fd);
-    } catch {
-      // the next restore or open deletes the file
-    }
+    // after the queued writes to it: closing now could hand its number to another file under them
+    this.enqueue(() => this.syncFd(fd, file, false)).catch(() => {}); // the next restore or open deletes the file
   }
 
   /** Settles when every queued background step has ended (never rejects). */
@@ -628,6 +645,19 @@ export class FileCommitter {
       throw ioError(what, file, err);
     }
   }
+}
+
+/** Writes all of `buf` at the descriptor's position, in the thread pool. */
+function writeAll(fd: number, buf: Buffer, file: string): Promise<void> {
+  return new Promise<void>((ok, fail) => {
+    const from = (off: number) =>
+      write(fd, buf, off, buf.length - off, null, (err, n) => {
+        if (err) fail(ioError('cannot write', file, err));
+        else if (off + n < buf.length) from(off + n);
+        else ok();
+      });
+    from(0);
+  });
 }
 
 function ioError(what: string, file: string, err: unknown): EngineError {

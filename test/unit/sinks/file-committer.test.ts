@@ -446,6 +446,22 @@ describe('FileCommitter: background work', () => {
     expect((await codeOf(() => c.commit(cp(1)))).code).toBe('SINK_IO');
   });
 
+  it('writes run in the background; backlog() asks the writer to wait above 8 MiB queued', async () => {
+    const path = tempPath();
+    const c = await FileCommitter.open({ path, epoch: E0 });
+    const line = `${'x'.repeat(1023)}\n`;
+    const chunk = line.repeat(1024); // 1 MiB
+    expect(c.backlog()).toBeNull();
+    for (let i = 0; i < 9; i++) c.write(chunk);
+    const wait = c.backlog();
+    expect(wait).not.toBeNull();
+    await wait;
+    expect(c.backlog()).toBeNull();
+    c.preCommit(cp(1));
+    await c.commit(cp(1));
+    expect(readFileSync(path).length).toBe(9 * 1024 * 1024);
+  });
+
   it('a restore of the same file waits for the commit still running in this process', async () => {
     const path = tempPath();
     const a = await FileCommitter.open({ path, epoch: E0 });

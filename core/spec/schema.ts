@@ -54,6 +54,11 @@ import { type RestartStrategyConfig, restartStrategy } from '../restart/strategi
 import { MAX_PARTITIONS, STREAM_NAME_RE } from '../streams/layout.js';
 import { DEFAULT_MAX_MS, DEFAULT_MIN_MS } from '../time/timestamps.js';
 import { LOCAL_DATE_FIELD } from '../windows/calendar.js';
+
+/** Result field names (core/windows/window-operator.ts UPDATE_FIELD, core/running UPDATED_AT_FIELD; not imported: spec stays below the operators). */
+const UPDATE_NAME = 'update';
+const UPDATED_AT_NAME = 'updatedAt';
+
 import { GENERATOR_FIELDS, sourceExprFields } from './fields.js';
 import { normaliseThingSpeakSource, type RawThingSpeakSource, thingSpeakSourceShape } from './thingspeak.js';
 import type {
@@ -796,6 +801,9 @@ function normaliseSteps(
       }
       case 'keyBy': {
         const list = typeof body === 'string' ? [body] : body;
+        const previousKey = lastKeyBy;
+        lastKeyBy = undefined;
+        lastWindow = undefined;
         if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f !== '')) {
           fail([...at, 'keyBy'], 'expected a field name or a list of field names');
           return;
@@ -803,7 +811,13 @@ function normaliseSteps(
         const names = list as string[];
         names.forEach((f, j) => {
           const sub: PathPart[] = typeof body === 'string' ? [...at, 'keyBy'] : [...at, 'keyBy', j];
-          if (fields && !(f in fields)) fail(sub, `unknown field "${f}"`);
+          if (fields && !(f in fields))
+            fail(
+              sub,
+              previousKey?.length === 1 && previousKey[0] === f
+                ? `unknown field "${f}": window results of a one-field key carry it as "key"`
+                : `unknown field "${f}"`,
+            );
           if (names.indexOf(f) !== j) fail(sub, `duplicate field "${f}"`);
         });
         steps.push({ kind: 'keyBy', fields: names });
@@ -829,8 +843,24 @@ function normaliseSteps(
           return;
         }
         const aggs: AggregateSpec[] = [];
+        // names every result row already has (core/graph/build.ts windowResultFields, runningResultFields)
+        const taken =
+          kind === 'running'
+            ? ['key', UPDATED_AT_NAME, ...(lastKeyBy && lastKeyBy.length > 1 ? lastKeyBy : [])]
+            : [
+                'key',
+                'windowStart',
+                'windowEnd',
+                UPDATE_NAME,
+                LOCAL_DATE_FIELD,
+                ...(lastKeyBy && lastKeyBy.length > 1 ? lastKeyBy : []),
+              ];
         for (const [output, expr] of Object.entries(body)) {
           const sub: PathPart[] = [...at, kind, output];
+          if (taken.includes(output)) {
+            fail(sub, `"${output}" is already a field of every result row (${taken.join(', ')}); choose another name`);
+            continue;
+          }
           const m = typeof expr === 'string' ? AGG.exec(expr) : null;
           if (!m) {
             fail(sub, 'expected count(), sum(field), avg(field), min(field) or max(field)');
@@ -861,7 +891,9 @@ function normaliseSteps(
         }
         steps.push({ kind: 'aggregate', aggregates: aggs });
         // a rollup stage after it sees the window results (core/graph/build.ts windowResultFields)
-        if (fields && lastKeyBy && lastWindow) {
+        if (!lastKeyBy || !lastWindow)
+          fields = undefined; // that stage was invalid: its results are unknown
+        else if (fields) {
           const next: ExprFields = { key: 'string' };
           if (lastKeyBy.length > 1) for (const f of lastKeyBy) next[f] = fields[f] ?? 'string';
           next.windowStart = 'int';
@@ -892,7 +924,7 @@ function normaliseSteps(
     if (k === 'keyBy') {
       if (kinds[i + 1] !== 'window' && kinds[i + 1] !== 'detect' && kinds[i + 1] !== 'running')
         fail(at, 'keyBy must be followed by a window, a detect or a running step');
-      else if (i !== keyBys[0] && kinds[i - 1] !== 'aggregate')
+      else if (i !== keyBys[0] && kinds[i - 1] !== 'aggregate' && kinds[i - 1] !== 'filter' && kinds[i - 1] !== 'map')
         fail(at, 'a second keyBy (a rollup stage) must follow a window + aggregate stage');
     } else if (k === 'window') {
       if (kinds[i - 1] !== 'keyBy') fail(at, 'window must directly follow a keyBy step');
@@ -918,10 +950,19 @@ function normaliseSteps(
   return ok ? steps : undefined;
 }
 
-function normaliseWindow(body: unknown, at: PathPart[], problems: Problems): WindowSpec | undefined {
-  if (!isObject(body)) {
-    problems.add(at, `expected an object, got ${describe(body)}`);
+function normaliseWindow(raw: unknown, at: PathPart[], problems: Problems): WindowSpec | undefined {
+  if (!isObject(raw)) {
+    problems.add(at, `expected an object, got ${describe(raw)}`);
     return undefined;
+  }
+  let body = raw;
+  if ('parallelism' in raw) {
+    problems.add(
+      [...at, 'parallelism'],
+      'set parallelism beside the step, not inside it: `- window: {...}` and `parallelism: N` on the next line',
+    );
+    const { parallelism: _, ...rest } = raw;
+    body = rest;
   }
   switch (body.type) {
     case 'tumbling': {

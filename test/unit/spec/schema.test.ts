@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EngineError } from '../../../core/errors/index.js';
+import { UPDATED_AT_FIELD } from '../../../core/running/running-operator.js';
 import { loadJobSpecFile } from '../../../core/spec/load.js';
 import { jobSpecFromJson, jobSpecToJson, parseJobSpec } from '../../../core/spec/schema.js';
+import { UPDATE_FIELD } from '../../../core/windows/window-operator.js';
 
 const valid = () => ({
   name: 'room-temperature',
@@ -191,6 +193,73 @@ describe('parseJobSpec', () => {
     ).toContain(
       'steps[4]: detect cannot be combined with window/aggregate or rollup stages in one job; run it as its own job',
     );
+  });
+
+  it('refuses aggregate names that every result row already has, and says where parallelism goes', () => {
+    const base = valid();
+    const w = { window: { type: 'tumbling', sizeMs: 60000 } };
+    expect(
+      problemsOf({
+        ...base,
+        steps: [{ keyBy: ['room', 'sensorId'] }, w, { aggregate: { windowEnd: 'max(temperature)', room: 'count()' } }],
+      }),
+    ).toEqual([
+      'steps[2].aggregate.windowEnd: "windowEnd" is already a field of every result row (key, windowStart, windowEnd, update, localDate, room, sensorId); choose another name',
+      'steps[2].aggregate.room: "room" is already a field of every result row (key, windowStart, windowEnd, update, localDate, room, sensorId); choose another name',
+    ]);
+    expect(
+      problemsOf({ ...base, steps: [{ keyBy: 'sensorId' }, { running: { key: 'count()', updatedAt: 'count()' } }] }),
+    ).toEqual([
+      'steps[1].running.key: "key" is already a field of every result row (key, updatedAt); choose another name',
+      'steps[1].running.updatedAt: "updatedAt" is already a field of every result row (key, updatedAt); choose another name',
+    ]);
+    // one problem, not one per later step that reads the stage's results
+    expect(
+      problemsOf({
+        ...base,
+        steps: [
+          { keyBy: 'sensorId' },
+          { window: { type: 'tumbling', sizeMs: 60000, parallelism: 2 } },
+          { aggregate: { n: 'count()' } },
+          { keyBy: 'key' },
+          w,
+          { aggregate: { n: 'sum(n)' } },
+        ],
+      }),
+    ).toEqual([
+      'steps[1].window.parallelism: set parallelism beside the step, not inside it: `- window: {...}` and `parallelism: N` on the next line',
+    ]);
+    expect(
+      problemsOf({
+        ...base,
+        steps: [
+          { keyBy: 'sensorId' },
+          w,
+          { aggregate: { n: 'count()' } },
+          { keyBy: 'sensorId' },
+          w,
+          { aggregate: { n: 'sum(n)' } },
+        ],
+      }),
+    ).toEqual(['steps[3].keyBy: unknown field "sensorId": window results of a one-field key carry it as "key"']);
+    expect(
+      problemsOf({
+        ...base,
+        steps: [
+          { keyBy: 'sensorId' },
+          w,
+          { aggregate: { n: 'count()' } },
+          { filter: 'n > 1' },
+          { keyBy: 'key' },
+          w,
+          { aggregate: { n: 'sum(n)' } },
+        ],
+      }),
+    ).toEqual(['steps[3]: only a keyBy (a rollup stage) may follow aggregate']);
+  });
+
+  it('names the result fields as the operators do', () => {
+    expect([UPDATE_FIELD, UPDATED_AT_FIELD]).toEqual(['update', 'updatedAt']);
   });
 
   it('bounds keyed parallelism by maxParallelism', () => {

@@ -19,6 +19,8 @@ export interface CheckpointRecord {
   triggeredAtMs: number;
   durationMs?: number;
   stateBytes?: number;
+  /** max over the acknowledging tasks of their barrier alignment time, ms (0 until a task acknowledged) */
+  alignmentMs: number;
   failure?: string;
 }
 
@@ -40,8 +42,8 @@ export interface JobCheckpointingOptions {
    * for a job restored from another job's savepoint (its sinks' commits need ids above it). Default 1
    */
   firstCheckpointId?: number;
-  /** counts of earlier attempts, carried on so the status counts the job's checkpoints */
-  prior?: { completed: number; failed: number; aborted: number };
+  /** counts and history of earlier attempts, carried on so the status counts and lists the job's checkpoints */
+  prior?: { completed: number; failed: number; aborted: number; history?: CheckpointRecord[] };
   /**
    * Sends the trigger of checkpoint `id` to the TaskManagers running the sources; `haltSources`
    * (stop-with-savepoint) makes them read nothing more after its barrier.
@@ -118,6 +120,7 @@ export class JobCheckpointing {
       this.completed = o.prior.completed;
       this.failed = o.prior.failed;
       this.aborted = o.prior.aborted;
+      for (const h of o.prior.history ?? []) this.record({ ...h });
     }
     for (const t of o.tasks) this.coordinator.taskRunning(asTaskKey(t));
   }
@@ -180,7 +183,13 @@ export class JobCheckpointing {
       return Promise.reject(new EngineError('JOB_STATE', `cannot take a savepoint: ${r.reason}`));
     if (halt) this.halting = true;
     this.lastTriggeredId = Math.max(this.lastTriggeredId, r.checkpointId);
-    this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: true, triggeredAtMs: r.timestampMs });
+    this.record({
+      id: r.checkpointId,
+      status: 'IN_PROGRESS',
+      savepoint: true,
+      triggeredAtMs: r.timestampMs,
+      alignmentMs: 0,
+    });
     const done = new Promise<CompletedCheckpoint>((resolve, reject) => {
       this.waiting.set(r.checkpointId, { resolve, reject });
     });
@@ -193,7 +202,20 @@ export class JobCheckpointing {
     return done;
   }
 
-  onAck(taskId: string, attempt: number, checkpointId: number, parts: string[], stateBytes: number): void {
+  /**
+   * A task acknowledged checkpoint `checkpointId` (state written). `alignmentMs` is its barrier
+   * alignment time; the checkpoint's history entry keeps the maximum over its tasks. Default 0
+   */
+  onAck(
+    taskId: string,
+    attempt: number,
+    checkpointId: number,
+    parts: string[],
+    stateBytes: number,
+    alignmentMs = 0,
+  ): void {
+    const h = this.history.find((x) => x.id === checkpointId);
+    if (h && h.status === 'IN_PROGRESS' && alignmentMs > h.alignmentMs) h.alignmentMs = alignmentMs;
     const r = this.coordinator.acknowledge(
       {
         epoch: asEpoch(attempt),
@@ -255,7 +277,13 @@ export class JobCheckpointing {
     const r = this.coordinator.trigger(now, { manual });
     if (r.outcome === 'REFUSED') return r.reason;
     this.lastTriggeredId = Math.max(this.lastTriggeredId, r.checkpointId);
-    this.record({ id: r.checkpointId, status: 'IN_PROGRESS', savepoint: r.savepoint, triggeredAtMs: r.timestampMs });
+    this.record({
+      id: r.checkpointId,
+      status: 'IN_PROGRESS',
+      savepoint: r.savepoint,
+      triggeredAtMs: r.timestampMs,
+      alignmentMs: 0,
+    });
     this.o.triggerSources(r.checkpointId, r.timestampMs, r.barrierFlags, false).catch((err: Error) => {
       this.o.log.warn(
         { jobId: this.o.jobId, checkpointId: r.checkpointId, err: err.message },

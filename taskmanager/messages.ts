@@ -49,6 +49,8 @@ export type FromSlot =
       checkpointId: number;
       parts: string[];
       stateBytes: number;
+      /** barrier alignment time, ms */
+      alignmentMs: number;
     }
   | {
       t: 'ckptDecline';

@@ -93,9 +93,18 @@ const checkpoints: TaskCheckpointEnv = {
     }
     return checkpointStore;
   },
-  ack(task, checkpointId, parts, stateBytes) {
+  ack(task, checkpointId, parts, stateBytes, alignmentMs) {
     const d = task.desc;
-    post({ t: 'ckptAck', jobId: d.jobId, attempt: d.attempt, taskId: d.taskId, checkpointId, parts, stateBytes });
+    post({
+      t: 'ckptAck',
+      jobId: d.jobId,
+      attempt: d.attempt,
+      taskId: d.taskId,
+      checkpointId,
+      parts,
+      stateBytes,
+      alignmentMs,
+    });
   },
   decline(task, checkpointId, reason, message) {
     const d = task.desc;

@@ -370,6 +370,7 @@ export class TaskManager {
           checkpointId: m.checkpointId,
           parts: m.parts,
           stateBytes: m.stateBytes,
+          alignmentMs: m.alignmentMs,
         } satisfies AcknowledgeCheckpointRequest);
         return;
       case 'ckptDecline':

@@ -172,6 +172,8 @@ export interface AcknowledgeCheckpointRequest {
   checkpointId: number;
   parts: string[];
   stateBytes: number;
+  /** the task's barrier alignment time, ms (absent from older TaskManagers: 0) */
+  alignmentMs?: number;
 }
 export interface DeclineCheckpointRequest {
   taskmanagerId: string;

@@ -44,6 +44,8 @@ function isRecords(m: ChannelMessage): boolean {
 
 class EdgeOutput {
   readonly codec: RowCodec;
+  /** records emitted on this edge */
+  records = 0;
   readonly channels: OutputChannel[];
   private roundRobin = 0;
   constructor(
@@ -138,8 +140,16 @@ export class OutputGate {
         b.sourceWatermarks.push(sourceWatermark);
       }
       this.recordsOut++;
+      eo.records++;
       if (++ch.batched >= this.config.batchRecords) this.seal(ch);
     }
+  }
+
+  /** Records emitted so far per output edge, by edge id (as a string). */
+  recordsOutByEdge(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const list of this.byTag.values()) for (const eo of list) out[String(eo.edge.id)] = eo.records;
+    return out;
   }
 
   /** Sends every partly filled batch now (buffer timeout, or before a control frame). */

@@ -51,8 +51,11 @@ export interface TaskEnvironment {
 /** A task's side of the checkpoint protocol (core/checkpoint): the store and the JobManager's ear. */
 export interface TaskCheckpointEnv {
   store: CheckpointStore;
-  /** state for `checkpointId` is written: tell the coordinator */
-  ack(task: Task, checkpointId: number, parts: string[], stateBytes: number): void;
+  /**
+   * state for `checkpointId` is written: tell the coordinator. `alignmentMs`: how long the task's
+   * barrier alignment took (first barrier to last, ms; 0 for a source or a single input).
+   */
+  ack(task: Task, checkpointId: number, parts: string[], stateBytes: number, alignmentMs: number): void;
   /** this task cannot take part in `checkpointId` */
   decline(task: Task, checkpointId: number, reason: DeclineReason, message: string): void;
 }
@@ -93,7 +96,8 @@ export class Task {
   private readonly aligner: BarrierAligner | undefined;
   /** frames held back on channels blocked by alignment, per channel */
   private readonly blocked = new Map<number, ChannelMessage[]>();
-  private readonly barrierMeta = new Map<number, { ts: number; flags: number }>();
+  /** per checkpoint in alignment: its barrier's timestamp and flags, and when its first barrier arrived (performance.now()) */
+  private readonly barrierMeta = new Map<number, { ts: number; flags: number; alignStart: number }>();
   /** a source's position and watermark state from the restored checkpoint */
   private restoredSource: { position: SourcePosition; maxTimestamp: number; emittedWatermark: number } | undefined;
   private begun = false;
@@ -173,7 +177,7 @@ export class Task {
   }
 
   /** Writes snapshot parts to the store, then acknowledges; a failed write declines (TASK_ERROR). */
-  private persist(checkpointId: number, parts: [string, Uint8Array][]): void {
+  private persist(checkpointId: number, parts: [string, Uint8Array][], alignmentMs = 0): void {
     const cp = this.env.checkpoints;
     if (!cp) return;
     const { jobId, attempt, taskId } = this.desc;
@@ -199,6 +203,7 @@ export class Task {
           checkpointId,
           parts.map(([p]) => p),
           bytes,
+          alignmentMs,
         );
       },
       (err: Error) => cp.decline(this, checkpointId, 'TASK_ERROR', `cannot write state: ${err.message}`),
@@ -207,13 +212,14 @@ export class Task {
 
   /** Barrier `checkpointId` arrived on every live input: snapshot, forward the barrier, release blocked channels. */
   private onAligned(checkpointId: number, release: number[]): void {
-    const meta = this.barrierMeta.get(checkpointId) ?? { ts: Date.now(), flags: 0 };
+    const meta = this.barrierMeta.get(checkpointId);
     this.barrierMeta.delete(checkpointId);
+    const alignmentMs = meta ? performance.now() - meta.alignStart : 0;
     this.chain.window?.sync();
     const parts = this.chain.window?.snapshot() ?? [];
     for (const l of this.chain.links) if (l.preCommit) parts.push(...l.preCommit(checkpointId));
-    this.gate.broadcastBarrier(checkpointId, meta.ts, meta.flags);
-    this.persist(checkpointId, parts);
+    this.gate.broadcastBarrier(checkpointId, meta?.ts ?? Date.now(), meta?.flags ?? 0);
+    this.persist(checkpointId, parts, alignmentMs);
     this.releaseChannels(release);
   }
 
@@ -222,7 +228,7 @@ export class Task {
     const aligner = this.aligner;
     if (!aligner) return;
     if (!this.barrierMeta.has(b.checkpointId))
-      this.barrierMeta.set(b.checkpointId, { ts: b.timestampMs, flags: b.flags });
+      this.barrierMeta.set(b.checkpointId, { ts: b.timestampMs, flags: b.flags, alignStart: performance.now() });
     const r = aligner.onBarrier(channel, asCheckpointId(b.checkpointId));
     switch (r.outcome) {
       case 'ALIGNED':
@@ -255,6 +261,8 @@ export class Task {
   /** The counters, brought up to date (records out, window metrics): for heartbeats and reports. */
   liveCounters(): TaskCounters {
     this.counters.recordsOut = this.gate.recordsOut;
+    this.counters.recordsOutByEdge = this.gate.recordsOutByEdge();
+    this.counters.sampledAtMs = Date.now();
     this.chain.window?.sync();
     return this.counters;
   }
@@ -362,6 +370,8 @@ export class Task {
     this.stopTimers();
     this.chain.window?.sync();
     this.counters.recordsOut = this.gate.recordsOut;
+    this.counters.recordsOutByEdge = this.gate.recordsOutByEdge();
+    this.counters.sampledAtMs = Date.now();
     this.resolveDone();
   }
 
@@ -375,12 +385,21 @@ export class Task {
     this.rejectDone(err);
   }
 
+  /** Waits until the outputs have credit and no sink holds the task back; the wait counts as backpressured time. */
   private async waitForDownstream(): Promise<void> {
-    if (!this.gate.hasCapacity()) await this.gate.waitForCapacity();
+    let t0 = 0;
+    if (!this.gate.hasCapacity()) {
+      t0 = performance.now();
+      await this.gate.waitForCapacity();
+    }
     for (const l of this.chain.links) {
       const p = l.pending?.();
-      if (p) await p;
+      if (p) {
+        if (t0 === 0) t0 = performance.now();
+        await p;
+      }
     }
+    if (t0 !== 0) this.counters.backpressuredMs += performance.now() - t0;
   }
 
   private async runSource(): Promise<void> {
@@ -404,7 +423,10 @@ export class Task {
     try {
       let more = true;
       while (more && !this.cancelled && !this.stopRequested) {
+        // busy time: reading and processing a batch that had input (an empty poll is idle)
+        const t0 = performance.now();
         more = await reader.poll(batch, this.env.config.sourceBatchLines ?? this.env.config.batchRecords);
+        const busyFrom = batch.linesRead > 0 ? t0 : performance.now();
         this.counters.linesRead += batch.linesRead;
         const { rows, timestamps, deadLetters } = batch;
         if (rows.length > 0) {
@@ -433,6 +455,7 @@ export class Task {
           idle = true;
           this.gate.broadcastStatus(true);
         }
+        this.counters.busyMs += performance.now() - busyFrom;
         while (this.triggers.length > 0) {
           // the source's snapshot: where to read next, and its watermark state (BR-14, BR-17)
           const t = this.triggers.shift() as { id: number; ts: number; flags: number; halt: boolean };
@@ -482,6 +505,7 @@ export class Task {
           held.push(msg);
           continue;
         }
+        const t0 = performance.now();
         if (!header) {
           const batch = msg as LocalBatch;
           const input = this.inputs[batch.channel];
@@ -489,6 +513,7 @@ export class Task {
           const { rows, timestamps, sourceWatermarks } = batch;
           for (let i = 0; i < rows.length; i++) this.onRecord(rows[i], timestamps[i], sourceWatermarks[i]);
           this.env.transport.sendCredit(input.producer, input.creditKey, 1);
+          this.counters.busyMs += performance.now() - t0;
           await this.waitForDownstream();
           continue;
         }
@@ -528,6 +553,7 @@ export class Task {
           default:
             throw new EngineError('PROTOCOL', `unknown frame kind ${kind} on channel ${channel}`);
         }
+        this.counters.busyMs += performance.now() - t0;
         await this.waitForDownstream();
       }
     } finally {

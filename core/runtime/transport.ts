@@ -41,6 +41,17 @@ export interface TaskCounters {
   keys: number;
   rowsWritten: number;
   watermark: number;
+  /**
+   * ms (wall clock, fractional) spent processing input: source batches (read + chain) or input
+   * frames (decode + chain). Measured per batch/frame, never per record. Monotonic per attempt.
+   */
+  busyMs: number;
+  /** ms spent waiting for downstream capacity (output credits, a sink's write backpressure). Monotonic. */
+  backpressuredMs: number;
+  /** when these counters were read (ms since the epoch, the TaskManager's clock): rates divide by its deltas */
+  sampledAtMs: number;
+  /** records emitted per output edge, by edge id (`JobEdge.id` as a string); their sum is `recordsOut` */
+  recordsOutByEdge: Record<string, number>;
 }
 
 export function newCounters(): TaskCounters {
@@ -55,6 +66,10 @@ export function newCounters(): TaskCounters {
     keys: 0,
     rowsWritten: 0,
     watermark: Number.NEGATIVE_INFINITY,
+    busyMs: 0,
+    backpressuredMs: 0,
+    sampledAtMs: 0,
+    recordsOutByEdge: {},
   };
 }
 

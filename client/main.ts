@@ -47,20 +47,43 @@ program
   .option('--rpc-port <port>', 'gRPC port', positiveInt('--rpc-port'), 6123)
   .option(
     '--web-port <port>',
-    'HTTP status port (JSON: /overview, /jobs, /taskmanagers); 0 = off',
+    'HTTP port of the web UI, REST API and /metrics; 0 = off',
     positiveInt('--web-port'),
     8081,
   )
+  .option('--web-host <addr>', 'address the web server binds (not loopback: mutations need a token)', '127.0.0.1')
+  .option(
+    '--web-token-file <file>',
+    'file with the web access token (env FLUXO_WEB_TOKEN): mutations need Authorization: Bearer <token>',
+  )
+  .addOption(
+    new Option('--web-auth <what>', 'what the token protects: mutations, or reads too')
+      .choices(['mutations', 'reads'])
+      .default('mutations'),
+  )
+  .option('--chaos', 'allow killing TaskManagers from the web UI / POST /taskmanagers/:id/kill', false)
   .option('--redis <url>', 'Redis URL (env REDIS_URL)', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
   .option(
     '--checkpoint-interval <ms>',
     'checkpoint jobs whose spec has no checkpoint: block every <ms> (env FLUXO_CHECKPOINT_INTERVAL_MS; other FLUXO_CHECKPOINT_* settings in the README)',
     positiveInt('--checkpoint-interval', 1),
   )
-  .action(async (o: { host: string; rpcPort: number; webPort: number; redis: string; checkpointInterval?: number }) => {
-    const { runJobManagerProcess } = await import('./processes.js');
-    await runJobManagerProcess(o);
-  });
+  .action(
+    async (o: {
+      host: string;
+      rpcPort: number;
+      webPort: number;
+      webHost: string;
+      webTokenFile?: string;
+      webAuth: 'mutations' | 'reads';
+      chaos: boolean;
+      redis: string;
+      checkpointInterval?: number;
+    }) => {
+      const { runJobManagerProcess } = await import('./processes.js');
+      await runJobManagerProcess(o);
+    },
+  );
 
 program
   .command('taskmanager')

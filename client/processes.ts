@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { loadClusterConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
 import { JobManager } from '../jobmanager/jobmanager.js';
-import { startStatusServer } from '../jobmanager/web.js';
+import { startWebServer } from '../jobmanager/web.js';
 import { TaskManager } from '../taskmanager/taskmanager.js';
 
 /** `fluxo jobmanager`: runs until SIGINT/SIGTERM. */
@@ -9,6 +10,14 @@ export async function runJobManagerProcess(o: {
   host: string;
   rpcPort: number;
   webPort: number;
+  /** address the web server binds; default 127.0.0.1 */
+  webHost?: string;
+  /** file holding the web access token (first line); else env FLUXO_WEB_TOKEN; else none */
+  webTokenFile?: string;
+  /** `reads`: every API GET needs the token too; default `mutations` */
+  webAuth?: 'mutations' | 'reads';
+  /** allow POST /taskmanagers/:id/kill */
+  chaos?: boolean;
   redis: string;
   /** cluster default checkpoint interval, ms; overrides env FLUXO_CHECKPOINT_INTERVAL_MS */
   checkpointInterval?: number;
@@ -17,19 +26,53 @@ export async function runJobManagerProcess(o: {
   if (o.checkpointInterval !== undefined) env.FLUXO_CHECKPOINT_INTERVAL_MS = String(o.checkpointInterval);
   const config = loadClusterConfig(env, { redisUrl: o.redis });
   const log = createLogger('jobmanager');
+  const token = readWebToken(o.webTokenFile);
   const jm = new JobManager({ host: o.host, rpcPort: o.rpcPort, config, log });
   await jm.start();
-  const web = o.webPort > 0 ? await startStatusServer(o.host, o.webPort, jm.status, log) : undefined;
+  const webHost = o.webHost ?? '127.0.0.1';
+  const web =
+    o.webPort > 0
+      ? await startWebServer({
+          host: webHost,
+          port: o.webPort,
+          jm,
+          log,
+          redisUrl: config.redisUrl,
+          token,
+          authReads: o.webAuth === 'reads',
+          chaos: o.chaos === true,
+        })
+      : undefined;
   process.stderr.write(
-    `fluxo jobmanager: rpc ${o.host}:${jm.rpcPort}${web ? `, status http://${o.host}:${o.webPort}/overview` : ''}\n`,
+    `fluxo jobmanager: rpc ${o.host}:${jm.rpcPort}${web ? `, web http://${webHost}:${web.port}/` : ''}\n`,
   );
   const stop = async (): Promise<void> => {
-    web?.close();
+    await web?.close().catch(() => {});
     await jm.stop();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/**
+ * The web access token: the first line of `file`, else env FLUXO_WEB_TOKEN, else undefined.
+ * @throws Error when the file cannot be read or is empty (the message never contains the token)
+ */
+function readWebToken(file: string | undefined): string | undefined {
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read --web-token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    const t = text.split(/\r?\n/)[0].trim();
+    if (t === '') throw new Error(`--web-token-file ${file} is empty`);
+    return t;
+  }
+  const env = process.env.FLUXO_WEB_TOKEN?.trim();
+  return env ? env : undefined;
 }
 
 /** `fluxo taskmanager`: registers with the JobManager and runs until SIGINT/SIGTERM. */

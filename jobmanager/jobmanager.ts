@@ -40,6 +40,7 @@ import type { TaskCounters } from '../core/runtime/transport.js';
 import type { JobSpec } from '../core/spec/types.js';
 import { keyGroupRange } from '../core/state/keygroups.js';
 import { JobCheckpointing } from './checkpointing.js';
+import { RateTracker, type SubtaskRates } from './rates.js';
 import { JobStore } from './store.js';
 
 /** Options of `fluxo jobmanager`. */
@@ -110,6 +111,33 @@ interface Job {
   epochBase: number;
   /** the savepoint a stop-with-savepoint took, once the job ended with it */
   stoppedWithSavepoint?: string;
+  /** when the job first reached RUNNING (ms since the epoch) */
+  startedAtMs?: number;
+  /** the checkpoint (or savepoint) the latest attempt restored, when it restored one */
+  latestRestore?: LatestRestore;
+}
+
+/** What a job attempt restored from (REST `latestRestore`). */
+export interface LatestRestore {
+  checkpointId: number;
+  attempt: number;
+  restoredAtMs: number;
+  /** true when it was the savepoint (or retained checkpoint) of another job the job was submitted from */
+  fromSavepoint: boolean;
+}
+
+/**
+ * A read-only snapshot of one job for the REST API and /metrics (jobmanager/rest.ts shapes it).
+ * `rates(taskId)` gives the task's rates over its last heartbeat interval (zeros when unknown).
+ */
+export interface JobView {
+  summary: JobSummary;
+  startedAtMs?: number;
+  spec: JobSpec;
+  graph: JobGraph;
+  details: ReturnType<JobManager['details']>;
+  latestRestore: LatestRestore | null;
+  rates(taskId: string): SubtaskRates;
 }
 
 /** `<job id>-<checkpoint id>`: how users name a savepoint (or a retained checkpoint). */
@@ -145,6 +173,8 @@ export class JobManager {
   private readonly store: JobStore;
   private readonly checkpointRedis: Redis;
   private readonly checkpointStore: RedisCheckpointStore;
+  /** per-task counter samples for rates (key `<job id>:<attempt>:<task id>`) */
+  private readonly rates = new RateTracker();
   private monitor: NodeJS.Timeout | undefined;
   private port = 0;
 
@@ -203,7 +233,14 @@ export class JobManager {
       acknowledgeCheckpoint: handleUnary(async (req: AcknowledgeCheckpointRequest) => {
         const job = this.jobs.get(req.jobId);
         if (job?.attempt === req.attempt)
-          job.checkpoints?.onAck(req.taskId, req.attempt, req.checkpointId, req.parts, req.stateBytes);
+          job.checkpoints?.onAck(
+            req.taskId,
+            req.attempt,
+            req.checkpointId,
+            req.parts,
+            req.stateBytes,
+            req.alignmentMs ?? 0,
+          );
         return {};
       }),
       declineCheckpoint: handleUnary(async (req: DeclineCheckpointRequest) => {
@@ -330,7 +367,27 @@ export class JobManager {
       return { job: this.summary(job), ...this.details(job) };
     },
     taskmanagers: () => ({ taskmanagers: this.taskmanagers() }),
+    /** A snapshot of job `id` (a unique prefix of ≥ 4 characters works). @throws EngineError JOB_NOT_FOUND */
+    jobView: (id: string): JobView => this.jobView(this.getJob(id)),
+    /** Snapshots of every job, newest first. */
+    jobViews: (): JobView[] =>
+      [...this.jobs.values()].sort((a, b) => b.createdAtMs - a.createdAtMs).map((j) => this.jobView(j)),
+    /** Every TaskManager the JobManager knows (ALIVE and LOST). */
+    taskmanagerList: (): TaskManagerInfo[] => this.taskmanagers(),
   };
+
+  private jobView(job: Job): JobView {
+    const prefix = `${job.jobId}:${job.attempt}:`;
+    return {
+      summary: this.summary(job),
+      startedAtMs: job.startedAtMs,
+      spec: job.spec,
+      graph: job.graph,
+      details: this.details(job),
+      latestRestore: job.latestRestore ?? null,
+      rates: (taskId) => this.rates.rates(prefix + taskId, Date.now()),
+    };
+  }
 
   /**
    * Stops a running job with drain: its sources end their input, so every open window fires and
@@ -491,9 +548,13 @@ export class JobManager {
     await this.store.deleteNamespace();
   }
 
-  /** Submits a validated spec (the mini-cluster calls this in-process). */
-  submitJob(spec: JobSpec): Promise<{ jobId: string }> {
-    return this.submit(JSON.stringify(spec));
+  /**
+   * Submits a validated spec (the mini-cluster and the REST API call this in-process).
+   * @param fromSavepoint `<job id>-<checkpoint id>` to start from; '' (default) = none
+   * @throws EngineError SPEC_INVALID, CHECKPOINT_NOT_FOUND, SAVEPOINT_INCOMPATIBLE, REDIS_UNAVAILABLE
+   */
+  submitJob(spec: JobSpec, fromSavepoint = ''): Promise<{ jobId: string }> {
+    return this.submit(JSON.stringify(spec), fromSavepoint);
   }
 
   private getJob(jobId: string): Job {
@@ -646,7 +707,10 @@ export class JobManager {
         const [jobId, attempt, taskId] = t.taskId.split(':');
         const job = this.jobs.get(jobId);
         const task = job && job.attempt === Number(attempt) ? job.tasks.get(taskId) : undefined;
-        if (task && !TERMINAL.has(task.state as JobState)) task.counters = JSON.parse(t.countersJson) as TaskCounters;
+        if (task && !TERMINAL.has(task.state as JobState)) {
+          task.counters = JSON.parse(t.countersJson) as TaskCounters;
+          this.rates.observe(t.taskId, task.counters, entry.lastHeartbeatMs);
+        }
       }
       call.write({ known: true });
     });
@@ -866,6 +930,15 @@ export class JobManager {
         return;
       }
       for (const t of job.tasks.values()) if (t.state === 'DEPLOYING') t.state = 'RUNNING';
+      if (latest)
+        job.latestRestore = {
+          checkpointId: latest.checkpointId,
+          attempt: job.attempt,
+          restoredAtMs: Date.now(),
+          fromSavepoint: restored.length === 0,
+        };
+      this.rates.forget(`${job.jobId}:${job.attempt - 1}:`);
+      job.startedAtMs ??= Date.now();
       await this.transition(job, 'RUNNING');
       if (job.spec.checkpoint && (job.state as JobState) === 'RUNNING') this.startCheckpointing(job, byTm, restored);
     } finally {
@@ -1023,7 +1096,10 @@ export class JobManager {
     const task = job.tasks.get(req.taskId);
     if (!task) return {};
     task.state = req.state;
-    if (req.countersJson) task.counters = JSON.parse(req.countersJson) as TaskCounters;
+    if (req.countersJson) {
+      task.counters = JSON.parse(req.countersJson) as TaskCounters;
+      this.rates.observe(`${job.jobId}:${job.attempt}:${req.taskId}`, task.counters, Date.now());
+    }
     job.checkpoints?.taskEnded(req.taskId);
     if (req.state === 'FAILED') {
       task.error = `${req.errorCode}: ${req.errorMessage}`;
@@ -1068,6 +1144,7 @@ export class JobManager {
     job.endedAtMs = Date.now();
     const tmIds = new Set([...job.tasks.values()].map((t) => t.taskmanagerId));
     this.releaseSlots(job);
+    this.rates.forget(`${job.jobId}:`);
     await this.transition(job, state);
     if (state !== 'FINISHED' || o.cancelTasks) {
       for (const t of job.tasks.values()) if (!TERMINAL.has(t.state as JobState)) t.state = 'CANCELED';

@@ -1,45 +1,405 @@
-import { createServer, type Server } from 'node:http';
+/**
+ * The JobManager's HTTP server (fastify): the REST API of docs/rest-api.md, Server-Sent Events,
+ * Prometheus /metrics, and the web UI's static files from `dist/web`.
+ *
+ * Security: with an access token, every mutation (POST, PATCH) needs `Authorization: Bearer
+ * <token>` (401 UNAUTHORIZED otherwise), and with `authReads` every API GET too (the bearer
+ * header, or `?token=` for EventSource). The token is compared in constant time and never
+ * logged. Without a token, mutations are refused (403 TOKEN_REQUIRED) unless the server binds a
+ * loopback address. The UI's static files are always public (the UI asks for the token).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { EngineError } from '../core/errors/index.js';
 import type { Logger } from '../core/log/index.js';
+import { applySets, parseSpecText } from '../core/spec/load.js';
+import { parseJobSpec } from '../core/spec/schema.js';
+import { Dashboard, type SensorSort } from './dashboard.js';
+import { HttpError } from './http-error.js';
+import type { JobManager } from './jobmanager.js';
+import { createMetricsRegistry } from './metrics.js';
+import { checkpointsJson, jobDetailJson, jobSummaryJson, vertexDetailJson } from './rest.js';
 
-/** Read-only JSON endpoints the JobManager serves on --web-port (the web page comes later). */
-export interface StatusSource {
-  overview(): unknown;
-  jobs(): unknown;
-  job(id: string): unknown;
-  taskmanagers(): unknown;
+/** Options of the JobManager's web server. */
+export interface WebServerOptions {
+  /** address to bind. Default (CLI) 127.0.0.1; a non-loopback address needs a token for mutations */
+  host: string;
+  /** port; 0 = any free port (see `WebServer.port`) */
+  port: number;
+  jm: JobManager;
+  log: Logger;
+  /** the cluster's Redis URL: dashboard reads of sinks without their own url */
+  redisUrl: string;
+  /** access token (`--web-token-file` / FLUXO_WEB_TOKEN); undefined or '' = none */
+  token?: string;
+  /** `--web-auth reads`: GETs of the API need the token too. Default false (only mutations) */
+  authReads?: boolean;
+  /** `--chaos`: POST /taskmanagers/:id/kill is allowed. Default false */
+  chaos?: boolean;
+  /** folder of the built UI. Default `dist/web` (../web from the compiled module) */
+  uiDir?: string;
+  /** SSE push interval, ms. Default 1000 */
+  eventIntervalMs?: number;
 }
 
-/**
- * Serves GET /overview, /jobs, /jobs/:id and /taskmanagers as JSON on `host:port`.
- * Errors come back as JSON `{ code, message }`.
- */
-export async function startStatusServer(host: string, port: number, src: StatusSource, log: Logger): Promise<Server> {
-  const server = createServer((req, res) => {
-    const send = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method !== 'GET') return send(405, { code: 'METHOD_NOT_ALLOWED', message: `${req.method} not allowed` });
-    const path = (req.url ?? '/').split('?')[0];
+export interface WebServer {
+  /** the bound port */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** HTTP status of an EngineError code (docs/rest-api.md): 400 bad input, 404 unknown, 409 wrong state, 503 Redis down, 500 else. */
+export function httpStatusOf(code: string): number {
+  switch (code) {
+    case 'SPEC_INVALID':
+    case 'SPEC_NOT_FOUND':
+    case 'SAVEPOINT_INCOMPATIBLE':
+    case 'EXPR_INVALID':
+      return 400;
+    case 'JOB_NOT_FOUND':
+    case 'CHECKPOINT_NOT_FOUND':
+      return 404;
+    case 'JOB_STATE':
+    case 'TASKMANAGER_LOST':
+    case 'NO_RESOURCES':
+      return 409;
+    case 'REDIS_UNAVAILABLE':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** Constant-time comparison of a presented token with the configured one (hashes of equal length). */
+export function tokenMatches(presented: string | undefined, token: string): boolean {
+  if (presented === undefined) return false;
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+const API = /^\/(overview|jobs|taskmanagers|events|metrics)(\/|$|\?)/;
+
+function bad(message: string): HttpError {
+  return new HttpError('BAD_REQUEST', 400, message);
+}
+
+function intParam(v: unknown, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw bad(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function version(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
     try {
-      if (path === '/overview' || path === '/') return send(200, src.overview());
-      if (path === '/jobs') return send(200, src.jobs());
-      if (path === '/taskmanagers') return send(200, src.taskmanagers());
-      const m = /^\/jobs\/([^/]+)$/.exec(path);
-      if (m) return send(200, src.job(decodeURIComponent(m[1])));
-      return send(404, { code: 'NOT_FOUND', message: `no route ${path}` });
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      return send(e.code === 'JOB_NOT_FOUND' ? 404 : 500, {
-        code: e.code ?? 'INTERNAL',
-        message: e.message ?? String(err),
-      });
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'fluxo' && p.version) return p.version;
+    } catch {
+      // try the next
     }
+  }
+  return '0.0.0';
+}
+
+const NOT_BUILT = `<!doctype html><html><head><meta charset="utf-8"><title>Fluxo</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>Fluxo JobManager</h1>
+<p>The web UI is not built (no <code>dist/web</code>). Build it with <code>npm run build</code>.</p>
+<p>The JSON API works: <a href="/overview">/overview</a>, <a href="/jobs">/jobs</a>,
+<a href="/taskmanagers">/taskmanagers</a>, <a href="/metrics">/metrics</a>.</p>
+</body></html>`;
+
+/**
+ * Starts the web server on `host:port`.
+ * @throws EngineError INTERNAL when it cannot listen
+ */
+export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
+  const { jm } = o;
+  const token = o.token ? o.token : undefined;
+  const authReads = o.authReads === true && token !== undefined;
+  const loopback = isLoopback(o.host);
+  const uiDir = o.uiDir ?? fileURLToPath(new URL('../web', import.meta.url));
+  const uiBuilt = existsSync(`${uiDir}/index.html`);
+  const dashboard = new Dashboard({ redisUrl: o.redisUrl });
+  const registry = createMetricsRegistry(jm.status);
+  const ver = version();
+  const intervalMs = o.eventIntervalMs ?? 1000;
+  const streams = new Set<() => void>();
+
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+
+  // bodies arrive as text: POST /jobs parses YAML or JSON itself (with line numbers); others JSON
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  const overview = () => ({
+    ...jm.status.overview(),
+    version: ver,
+    chaos: o.chaos === true,
+    auth: { token: token !== undefined, reads: authReads },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
+  const jobs = () => ({ jobs: jm.status.jobViews().map((v) => jobSummaryJson(v, Date.now())) });
+  const job = (id: string) => jobDetailJson(jm.status.jobView(id), Date.now());
+  const checkpoints = (id: string) => checkpointsJson(jm.status.jobView(id), Date.now());
+
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const path = req.url.split('?')[0];
+    const mutation = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS';
+    if (!mutation && !(authReads && API.test(path))) return;
+    const header = req.headers.authorization;
+    const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    if (token === undefined) {
+      if (mutation && !loopback)
+        throw new HttpError(
+          'TOKEN_REQUIRED',
+          403,
+          `mutations need an access token when the JobManager listens on ${o.host} (not loopback): start it with --web-token-file or FLUXO_WEB_TOKEN`,
+        );
+      return;
+    }
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    const presented = bearer ?? (!mutation && typeof q.token === 'string' ? q.token : undefined);
+    if (!tokenMatches(presented, token))
+      throw new HttpError(
+        'UNAUTHORIZED',
+        401,
+        presented === undefined ? 'this request needs Authorization: Bearer <token>' : 'wrong token',
+      );
   });
-  log.info({ host, webPort: port }, 'status endpoints listening');
-  return server;
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => {
+    const engine = err instanceof EngineError;
+    const http = err instanceof HttpError;
+    const code =
+      engine || http ? (err.code as string) : err.statusCode && err.statusCode < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+    const status = http ? err.status : engine ? httpStatusOf(err.code) : (err.statusCode ?? 500);
+    if (status >= 500) o.log.error({ err, code }, 'web request failed');
+    const body: Record<string, unknown> = { code, message: err.message };
+    if (engine && err.problems.length > 0) body.problems = err.problems;
+    void reply.code(status).type('application/json').send(body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0];
+    if (API.test(path)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return reply.code(405).send({ code: 'METHOD_NOT_ALLOWED', message: `${req.method} ${path} is not allowed` });
+      return reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${path}` });
+    }
+    // client-side routes of the UI get its index.html
+    if (req.method === 'GET' && uiBuilt && !path.startsWith('/assets/')) return reply.sendFile('index.html');
+    return reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${path}` });
+  });
+
+  if (uiBuilt) await app.register(fastifyStatic, { root: uiDir, prefix: '/', index: ['index.html'] });
+  else app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(NOT_BUILT));
+
+  // ---- reads
+  app.get('/overview', async () => overview());
+  app.get('/jobs', async () => jobs());
+  app.get<{ Params: { id: string } }>('/jobs/:id', async (req) => job(req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id/checkpoints', async (req) => checkpoints(req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id/exceptions', async (req) => ({
+    exceptions: jm.status.jobView(req.params.id).details.exceptions,
+  }));
+  app.get<{ Params: { id: string; vid: string } }>('/jobs/:id/vertices/:vid', async (req) => {
+    const v = vertexDetailJson(jm.status.jobView(req.params.id), req.params.vid);
+    if (!v) throw new HttpError('NOT_FOUND', 404, `job ${req.params.id} has no vertex ${req.params.vid}`);
+    return v;
+  });
+  app.get('/taskmanagers', async () => jm.status.taskmanagers());
+  app.get<{ Params: { id: string } }>('/taskmanagers/:id', async (req) => {
+    const tm = jm.status.taskmanagerList().find((t) => t.taskmanagerId === req.params.id);
+    if (!tm) throw new HttpError('TASKMANAGER_NOT_FOUND', 404, `no TaskManager ${req.params.id}`);
+    return tm;
+  });
+
+  // ---- dashboard
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>(
+    '/jobs/:id/dashboard/sensors',
+    async (req) => {
+      const q = req.query;
+      const sort = (q.sort ?? 'key') as SensorSort;
+      if (!['key', 'avg', 'max', 'min', 'freshness'].includes(sort))
+        throw bad('sort must be key|avg|max|min|freshness');
+      if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') throw bad('order must be asc|desc');
+      return dashboard.sensors(jm.status.jobView(req.params.id).spec, {
+        search: q.search,
+        sort,
+        order: q.order as 'asc' | 'desc' | undefined,
+        offset: intParam(q.offset, 'offset', 0),
+        limit: intParam(q.limit, 'limit', 50, 0, 10_000),
+      });
+    },
+  );
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>(
+    '/jobs/:id/dashboard/series',
+    async (req) => {
+      const q = req.query;
+      if (!q.key) throw bad('key is required');
+      const from = q.fromMs === undefined ? undefined : intParam(q.fromMs, 'fromMs', 0, Number.MIN_SAFE_INTEGER);
+      const to = q.toMs === undefined ? undefined : intParam(q.toMs, 'toMs', 0, Number.MIN_SAFE_INTEGER);
+      return dashboard.series(jm.status.jobView(req.params.id).spec, q.key, from, to);
+    },
+  );
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>(
+    '/jobs/:id/dashboard/alerts',
+    async (req) =>
+      dashboard.alerts(jm.status.jobView(req.params.id).spec, intParam(req.query.limit, 'limit', 100, 1, 10_000)),
+  );
+  app.get<{ Params: { id: string } }>('/jobs/:id/dashboard/heatmap', async (req) =>
+    dashboard.heatmap(jm.status.jobView(req.params.id).spec),
+  );
+
+  // ---- metrics
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+  // ---- mutations
+  app.post<{ Querystring: Record<string, string | undefined> }>('/jobs', async (req, reply) => {
+    const body = req.body;
+    if (typeof body !== 'string' || body.trim() === '')
+      throw new EngineError('SPEC_INVALID', 'the request has no job spec', {
+        problems: ['the request body is empty: send a job spec (YAML or JSON)'],
+      });
+    const sets: string[] = [];
+    if (req.query.parallelism !== undefined)
+      sets.push(`parallelism=${intParam(req.query.parallelism, 'parallelism', 1, 1, 100_000)}`);
+    const raw = applySets(parseSpecText(body, 'job spec'), sets);
+    const spec = parseJobSpec(raw, { baseDir: process.cwd(), outputBaseDir: process.cwd() });
+    const { jobId } = await jm.submitJob(spec, req.query.fromSavepoint ?? '');
+    return reply.code(201).send({ jobId });
+  });
+  app.patch<{ Params: { id: string }; Querystring: { mode?: string } }>('/jobs/:id', async (req, reply) => {
+    if (req.query.mode !== undefined && req.query.mode !== 'cancel') throw bad('mode must be cancel');
+    const { jobId } = jm.status.jobView(req.params.id).summary;
+    await jm.cancelJob(jobId, '');
+    return reply.code(202).send({ jobId, state: jm.status.jobView(jobId).summary.state });
+  });
+  app.post<{ Params: { id: string } }>('/jobs/:id/savepoints', async (req) => {
+    const r = await jm.triggerSavepoint(req.params.id, false);
+    return { savepointId: r.savepoint?.savepointId };
+  });
+  app.post<{ Params: { id: string } }>('/jobs/:id/stop', async (req) => {
+    let savepoint = false;
+    if (typeof req.body === 'string' && req.body.trim() !== '') {
+      let b: unknown;
+      try {
+        b = JSON.parse(req.body);
+      } catch {
+        throw bad('the body must be JSON: { "savepoint": true|false }');
+      }
+      const sp = (b as { savepoint?: unknown } | null)?.savepoint;
+      if (sp !== undefined && typeof sp !== 'boolean') throw bad('savepoint must be true or false');
+      savepoint = sp === true;
+    }
+    const { jobId } = jm.status.jobView(req.params.id).summary;
+    if (savepoint) {
+      const r = await jm.triggerSavepoint(jobId, true);
+      return { jobId, state: r.state, savepointId: r.savepoint?.savepointId };
+    }
+    return { jobId, state: await jm.stopJob(jobId) };
+  });
+  app.post<{ Params: { id: string } }>('/taskmanagers/:id/kill', async (req, reply) => {
+    if (o.chaos !== true)
+      throw new HttpError('CHAOS_DISABLED', 403, 'killing TaskManagers needs a JobManager started with --chaos');
+    const tm = jm.status.taskmanagerList().find((t) => t.taskmanagerId === req.params.id);
+    if (!tm) throw new HttpError('TASKMANAGER_NOT_FOUND', 404, `no TaskManager ${req.params.id}`);
+    if (tm.state !== 'ALIVE')
+      throw new EngineError('TASKMANAGER_LOST', `TaskManager ${tm.taskmanagerId} is ${tm.state}`);
+    if (tm.hostname !== hostname() || !(tm.pid > 0))
+      throw new HttpError(
+        'NOT_LOCAL',
+        409,
+        `TaskManager ${tm.taskmanagerId} runs on ${tm.hostname}, not on the JobManager's host (${hostname()}); kill it there`,
+      );
+    try {
+      process.kill(tm.pid, 'SIGKILL');
+    } catch (err) {
+      throw new EngineError(
+        'INTERNAL',
+        `cannot kill TaskManager ${tm.taskmanagerId} (pid ${tm.pid}): ${(err as Error).message}`,
+      );
+    }
+    o.log.warn({ taskmanagerId: tm.taskmanagerId, pid: tm.pid }, 'taskmanager killed (chaos, web request)');
+    return reply.code(202).send({ taskmanagerId: tm.taskmanagerId, pid: tm.pid });
+  });
+
+  // ---- Server-Sent Events
+  const sse = (req: FastifyRequest, reply: FastifyReply, events: () => [string, unknown][]): void => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const push = (): void => {
+      let out = '';
+      try {
+        for (const [event, data] of events()) out += `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        out = `event: error\ndata: ${JSON.stringify({ code: e.code ?? 'INTERNAL', message: e.message ?? String(err) })}\n\n`;
+      }
+      res.write(out);
+    };
+    push();
+    const timer = setInterval(push, intervalMs);
+    const end = (): void => {
+      clearInterval(timer);
+      streams.delete(end);
+      res.end();
+    };
+    streams.add(end);
+    req.raw.on('close', end);
+  };
+  app.get('/events', async (req, reply) =>
+    sse(req, reply, () => [
+      ['overview', overview()],
+      ['jobs', jobs()],
+    ]),
+  );
+  app.get<{ Params: { id: string } }>('/jobs/:id/events', async (req, reply) => {
+    const { jobId } = jm.status.jobView(req.params.id).summary; // 404 before the stream starts
+    sse(req, reply, () => [
+      ['job', job(jobId)],
+      ['checkpoints', checkpoints(jobId)],
+    ]);
+  });
+
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (err) {
+    await dashboard.close();
+    throw new EngineError('INTERNAL', `cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  o.log.info(
+    { host: o.host, webPort: port, ui: uiBuilt, token: token !== undefined, authReads, chaos: o.chaos === true },
+    'web server listening',
+  );
+  return {
+    port,
+    async close() {
+      for (const end of [...streams]) end();
+      await app.close();
+      await dashboard.close();
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects, run by `npx vitest run` (or one with `--project unit|integration`):
+ * Three projects, run by `npx vitest run` (or one with `--project unit|integration|browser`):
  *
  * - `unit`: pure tests, no I/O, seconds. test/unit mirrors the source tree; test/cases holds
  *   table-driven scenario files. Runs in parallel with vitest's defaults.
@@ -9,8 +9,12 @@ import { defineConfig } from 'vitest/config';
  *   real JobManager/TaskManager processes on loopback. Files run one at a time in forked
  *   processes: CI machines have 2 cores and each file may start several processes itself.
  *
- * `sequence.groupOrder` runs the unit group first and the integration group after it, so the
- * two never compete for the cores.
+ * - `browser`: the web UI (dist/web, built by `npm run build`) in Debian's headless Chromium
+ *   (/usr/bin/chromium, driven by playwright-core) against a real cluster and a private Redis.
+ *   One file at a time, like `integration`.
+ *
+ * `sequence.groupOrder` runs the unit group first, then the integration group, then the browser
+ * group, so they never compete for the cores.
  */
 export default defineConfig({
   test: {
@@ -36,6 +40,19 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          fileParallelism: false,
+          maxWorkers: 1,
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

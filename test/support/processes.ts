@@ -389,6 +389,8 @@ export async function startCluster(o: {
   jmEnv?: Record<string, string>;
   /** extra env for every TaskManager (e.g. FLUXO_FAULTS, FLUXO_FAULTS_ONCE_DIR) */
   tmEnv?: Record<string, string>;
+  /** extra `fluxo jobmanager` arguments (e.g. `--chaos`), after the ports and Redis */
+  jmArgs?: string[];
 }): Promise<TestCluster> {
   requireBuiltCli();
   const rpcPort = await freePort();
@@ -396,7 +398,16 @@ export async function startCluster(o: {
   const env = { REDIS_URL: o.redisUrl, FLUXO_CLUSTER_ID: o.clusterId };
   const jm = startProcess(
     'jobmanager',
-    ['jobmanager', '--rpc-port', String(rpcPort), '--web-port', String(webPort), '--redis', o.redisUrl],
+    [
+      'jobmanager',
+      '--rpc-port',
+      String(rpcPort),
+      '--web-port',
+      String(webPort),
+      '--redis',
+      o.redisUrl,
+      ...(o.jmArgs ?? []),
+    ],
     { ...env, ...o.jmEnv },
   );
   await jm.waitForOutput(/fluxo jobmanager: rpc 127\.0\.0\.1:\d+/, 20_000);

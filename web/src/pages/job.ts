@@ -68,7 +68,7 @@ export function JobPage({ jobId, tab }: { jobId: string; tab: string }) {
       <div><dt>Checkpoints</dt><dd data-testid="checkpoint-count" data-count=${ckpts?.counts.completed ?? 0}>${ckpts ? formatCount(ckpts.counts.completed) : '–'}</dd></div>
       <div><dt>Restarts</dt><dd data-testid="restart-count" data-count=${detail.exceptions?.length ?? 0}>${detail.exceptions?.length ?? 0}</dd></div>
     </dl>
-    ${j.failure ? html`<p class="error" role="alert">${j.failure}</p>` : null}
+    ${j.failure && j.state !== 'RUNNING' ? html`<p class="error" role="alert">${j.failure}</p>` : null}
     <${Actions} detail=${detail} base=${base} chaos=${overview?.chaos === true} />
     ${hasDashboard ? html`<p><a class="button-link" href=${`#/jobs/${encodeURIComponent(j.jobId)}/dashboard`} data-testid="dashboard-link">Open the live dashboard</a></p>` : null}
 

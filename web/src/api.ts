@@ -56,7 +56,8 @@ export class ApiError extends Error {
   }
 }
 
-type TokenAsker = (reason: string) => Promise<string | null>;
+/** `refused`: the message shown when the token sent was answered 401 (the dialog shows it as an alert). */
+type TokenAsker = (reason: string, refused?: string) => Promise<string | null>;
 let asker: TokenAsker | null = null;
 let pendingAsk: Promise<string | null> | null = null;
 
@@ -66,10 +67,10 @@ export function setTokenAsker(a: TokenAsker | null): void {
 }
 
 /** Asks the user for the token (one dialog at a time); stores and returns it, null if dismissed. */
-export async function requestToken(reason: string): Promise<string | null> {
+export async function requestToken(reason: string, refused?: string): Promise<string | null> {
   if (!asker) return null;
   if (!pendingAsk) {
-    pendingAsk = asker(reason).then((t) => {
+    pendingAsk = asker(reason, refused).then((t) => {
       pendingAsk = null;
       if (t) setToken(t);
       return t;
@@ -93,18 +94,24 @@ async function toError(res: Response): Promise<ApiError> {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
+/** How often one request asks again after the token typed in was refused. */
+const MAX_TOKEN_ASKS = 3;
+
+async function request<T>(method: string, path: string, body?: unknown, asked = 0): Promise<T> {
+  const sent = getToken();
   const init: RequestInit = {
     method,
     headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
   };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);
-  if (res.status === 401 && !retried) {
+  if (res.status === 401 && asked < MAX_TOKEN_ASKS) {
+    // a token was sent and refused: say so in the dialog instead of silently asking again
     const token = await requestToken(
       method === 'GET' ? 'This JobManager needs a token to read.' : 'This action needs the access token.',
+      sent ? 'That token was refused (401).' : undefined,
     );
-    if (token) return request<T>(method, path, body, true);
+    if (token) return request<T>(method, path, body, asked + 1);
   }
   if (!res.ok) throw await toError(res);
   const text = await res.text();

@@ -8,16 +8,18 @@ import { getJson, getToken, requestToken, setToken, setTokenAsker } from '../api
 import type { Overview } from '../types.js';
 
 export function TokenDialog() {
-  const [ask, setAsk] = useState<{ reason: string; resolve: (t: string | null) => void } | null>(null);
+  const [ask, setAsk] = useState<{ reason: string; refused?: string; resolve: (t: string | null) => void } | null>(
+    null,
+  );
   const [value, setValue] = useState('');
   const ref = useRef<HTMLDialogElement>(null);
 
   useEffect(() => {
     setTokenAsker(
-      (reason) =>
+      (reason, refused) =>
         new Promise((resolve) => {
           setValue('');
-          setAsk({ reason, resolve });
+          setAsk({ reason, refused, resolve });
         }),
     );
     getJson<Overview>('overview')
@@ -35,6 +37,8 @@ export function TokenDialog() {
     if (!d) return;
     if (ask && !d.open) d.showModal?.();
     if (!ask && d.open) d.close();
+    // the input takes the focus; a refusal is announced by the alert it is described by
+    if (ask) d.querySelector<HTMLInputElement>('#token-input')?.focus();
   }, [ask]);
 
   const finish = (t: string | null) => {
@@ -53,8 +57,10 @@ export function TokenDialog() {
       }}>
         <h2 id="token-title">Access token</h2>
         <p>${ask?.reason ?? ''} It is kept in this browser tab only (sessionStorage).</p>
+        <p id="token-error" class="error" role="alert" aria-live="assertive" data-testid="token-error">${ask?.refused ?? ''}</p>
         <label for="token-input">Token</label>
         <input id="token-input" type="password" autocomplete="off" value=${value}
+          aria-invalid=${ask?.refused ? 'true' : undefined} aria-describedby=${ask?.refused ? 'token-error' : undefined}
           onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} />
         <div class="row">
           <button type="submit" class="primary">Use token</button>

@@ -5,10 +5,40 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
-import { formatValue } from '../format.js';
+import { formatTime, formatValue } from '../format.js';
 import type { SeriesPoint } from '../types.js';
 
-export function SeriesChart({ points, title }: { points: SeriesPoint[]; title: string }) {
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * x-axis tick labels, 24-hour like the tables: `HH:mm` (`HH:mm:ss` below a minute), with the date
+ * `YYYY-MM-DD` on a second line at the first tick and wherever the day changes. `splits` are
+ * seconds; `incr` is uPlot's tick step in seconds.
+ */
+export function timeTicks(splits: number[], incr: number): string[] {
+  let lastDay = '';
+  return splits.map((sec) => {
+    const d = new Date(sec * 1000);
+    const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    const time =
+      incr >= 86_400 ? '' : `${pad(d.getHours())}:${pad(d.getMinutes())}${incr < 60 ? `:${pad(d.getSeconds())}` : ''}`;
+    const withDay = day !== lastDay;
+    lastDay = day;
+    if (!time) return day;
+    return withDay ? `${time}\n${day}` : time;
+  });
+}
+
+export function SeriesChart({
+  points,
+  title,
+  latest,
+}: {
+  points: SeriesPoint[];
+  title: string;
+  /** the newest window as another view (the sensor table) has it: shown when newer than `points` */
+  latest?: SeriesPoint | undefined;
+}) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
 
@@ -29,13 +59,17 @@ export function SeriesChart({ points, title }: { points: SeriesPoint[]; title: s
       scales: { x: { time: true } },
       legend: { live: true },
       series: [
-        {},
+        { value: (_u, v) => (v == null ? '–' : formatTime(v * 1000)) },
         { label: 'avg', stroke: '#1f5fbf', width: 2, value: (_u, v) => formatValue(v) },
         { label: 'min', stroke: '#6b8fc7', width: 1, dash: [4, 3], value: (_u, v) => formatValue(v) },
         { label: 'max', stroke: '#6b8fc7', width: 1, dash: [4, 3], value: (_u, v) => formatValue(v) },
       ],
       bands: [{ series: [3, 2], fill: 'rgba(31, 95, 191, 0.14)' }],
-      axes: [{}, { values: (_u, splits) => splits.map((v) => formatValue(v)) }],
+      axes: [
+        // 24-hour labels at least 90 px apart (the default am/pm templates overlapped at 1 h)
+        { space: 90, values: (_u, splits, _axis, _space, incr) => timeTicks(splits, incr), size: 56 },
+        { values: (_u, splits) => splits.map((v) => formatValue(v)) },
+      ],
     };
     const u = new uPlot(opts, data, host);
     plot.current = u;
@@ -53,7 +87,8 @@ export function SeriesChart({ points, title }: { points: SeriesPoint[]; title: s
     plot.current?.setData(data);
   });
 
-  const last = points[points.length - 1];
+  const tail = points[points.length - 1];
+  const last = latest && (!tail || latest.windowEnd >= tail.windowEnd) ? latest : tail;
   return html`
     <figure class="chart">
       <figcaption>${title}${last ? html` <span class="muted">latest avg ${formatValue(last.avg)} (min ${formatValue(last.min)}, max ${formatValue(last.max)})</span>` : null}</figcaption>

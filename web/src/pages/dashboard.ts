@@ -13,6 +13,8 @@ import { formatCount, formatDuration, formatTime, formatValue, heatColour, isoTi
 import type { AlertEntry, HeatmapCell, JobDetail, SensorRow, SeriesPoint } from '../types.js';
 
 const MAX_CHARTS = 6;
+/** Jobs in these states write no more results: no "live", no freshness. */
+const ENDED = new Set(['FINISHED', 'FAILED', 'CANCELED']);
 const RANGES: { id: string; label: string; ms: number | null }[] = [
   { id: '1h', label: 'Last hour', ms: 3_600_000 },
   { id: '6h', label: 'Last 6 hours', ms: 6 * 3_600_000 },
@@ -39,6 +41,9 @@ export function DashboardPage({ jobId }: { jobId: string }) {
   const job = usePoll(() => getJson<JobDetail>(base), 5000, [base]);
   const [selected, setSelected] = useState<Selected[]>([]);
   const [range, setRange] = useState('6h');
+  // the table's latest rows: the charts refetch whenever the table refreshes, and their header
+  // shows the same latest window as the table's row (they used to lag one window behind)
+  const [tableRows, setTableRows] = useState<{ at: number; rows: Map<string, SensorRow> }>({ at: 0, rows: new Map() });
 
   const d = job.data?.dashboard;
   const toggle = (row: SensorRow) =>
@@ -51,10 +56,11 @@ export function DashboardPage({ jobId }: { jobId: string }) {
   if (!job.data)
     return html`<h1 tabindex="-1">Dashboard</h1>${job.error ? html`<${ErrorNote} error=${job.error} />` : html`<p>Loading…</p>`}`;
   const j = job.data.job;
+  const ended = ENDED.has(j.state);
   return html`
     <nav class="crumbs" aria-label="Breadcrumb"><a href="#/">Overview</a> › <a href=${`#/jobs/${encodeURIComponent(j.jobId)}`}>${j.name}</a> › <span>Dashboard</span></nav>
     <div class="page-head">
-      <h1 tabindex="-1">${j.name}: live dashboard</h1>
+      <h1 tabindex="-1" data-testid="dashboard-title">${j.name}: ${ended ? 'dashboard' : 'live dashboard'}</h1>
       <${Badge} state=${j.state} />
     </div>
     ${!d || (!d.redisKeyPrefix && !d.alertsQueue) ? html`<p>This job has neither a redis sink nor an alerts sink: nothing to show here.</p>` : null}
@@ -62,6 +68,11 @@ export function DashboardPage({ jobId }: { jobId: string }) {
       d?.redisKeyPrefix
         ? html`
       <p class="muted small">Window results under <code>${d.redisKeyPrefix}:*</code>, keyed by ${d.keyFields.join(', ') || 'key'}. Times are event times; ranges end at each sensor's latest window.</p>
+      ${
+        ended
+          ? html`<p class="note" data-testid="ended-note">The job is ${j.state}${j.endedAtMs ? html` since <time datetime=${isoTime(j.endedAtMs)}>${formatTime(j.endedAtMs)}</time>` : null}: these are its final results, they no longer change, so no freshness is shown.</p>`
+          : null
+      }
       <section aria-labelledby="charts-title" class="panel">
         <div class="panel-head">
           <h2 id="charts-title">Charts</h2>
@@ -77,12 +88,15 @@ export function DashboardPage({ jobId }: { jobId: string }) {
             (
               s,
             ) => html`<${SensorChart} key=${s.key} base=${base} sel=${s} rangeMs=${RANGES.find((r) => r.id === range)?.ms ?? null}
+            refreshAt=${tableRows.at} latest=${tableRows.rows.get(s.key)}
             onClose=${() => setSelected((x) => x.filter((y) => y.key !== s.key))} />`,
           )}
         </div>
       </section>
       <div class="two-col">
-        <${SensorTable} base=${base} selected=${selected} onToggle=${toggle} autoSelect=${(row: SensorRow) => setSelected((s) => (s.length === 0 ? [{ key: row.key, latestEnd: row.windowEnd }] : s))} />
+        <${SensorTable} base=${base} selected=${selected} onToggle=${toggle} ended=${ended}
+          onRows=${(rows: SensorRow[]) => setTableRows((t) => ({ at: t.at + 1, rows: new Map(rows.map((r) => [r.key, r])) }))}
+          autoSelect=${(row: SensorRow) => setSelected((s) => (s.length === 0 ? [{ key: row.key, latestEnd: row.windowEnd }] : s))} />
         <${TopN} base=${base} selected=${selected} onToggle=${toggle} />
       </div>
       <${Heatmap} base=${base} />
@@ -97,11 +111,17 @@ function SensorChart({
   base,
   sel,
   rangeMs,
+  refreshAt,
+  latest,
   onClose,
 }: {
   base: string;
   sel: Selected;
   rangeMs: number | null;
+  /** changes each time the table refreshed: the chart refetches with it */
+  refreshAt: number;
+  /** the table's row of this sensor, when on the table's page */
+  latest: SensorRow | undefined;
   onClose: () => void;
 }) {
   const q = new URLSearchParams({ key: sel.key });
@@ -111,12 +131,13 @@ function SensorChart({
   const series = usePoll(() => getJson<{ key: string; points: SeriesPoint[] }>(`${base}/dashboard/series?${q}`), 5000, [
     base,
     q.toString(),
+    refreshAt,
   ]);
   return html`
     <div class="chart-card" data-testid="sensor-chart" data-key=${sel.key}>
       <button type="button" class="close" aria-label=${`Remove the chart of ${sel.key}`} onClick=${onClose}>×</button>
       <${ErrorNote} error=${series.error} />
-      <${SeriesChart} title=${sel.key} points=${series.data?.points ?? []} />
+      <${SeriesChart} title=${sel.key} points=${series.data?.points ?? []} latest=${latest} />
     </div>
   `;
 }
@@ -135,11 +156,16 @@ function SensorTable({
   selected,
   onToggle,
   autoSelect,
+  onRows,
+  ended,
 }: {
   base: string;
   selected: Selected[];
   onToggle: (row: SensorRow) => void;
   autoSelect: (row: SensorRow) => void;
+  onRows: (rows: SensorRow[]) => void;
+  /** the job ended: no freshness column (it would count from the data's event time to now) */
+  ended: boolean;
 }) {
   const [search, setSearch] = useState('');
   const [sort, setSort] = useState('key');
@@ -154,6 +180,12 @@ function SensorTable({
     base,
     q.toString(),
   ]);
+  useEffect(() => {
+    if (ended && sort === 'freshness') setSort('key');
+  }, [ended]);
+  useEffect(() => {
+    if (res.data) onRows(res.data.sensors);
+  }, [res.data]);
   const first = res.data?.sensors[0];
   useEffect(() => {
     if (first) autoSelect(first);
@@ -181,7 +213,7 @@ function SensorTable({
             onInput=${(e: Event) => setSearch((e.target as HTMLInputElement).value)} />
           <label for="sensor-sort">Sort by</label>
           <select id="sensor-sort" value=${sort} onChange=${(e: Event) => setSort((e.target as HTMLSelectElement).value)}>
-            ${SORTS.map((s) => html`<option value=${s.id}>${s.label}</option>`)}
+            ${SORTS.filter((s) => !ended || s.id !== 'freshness').map((s) => html`<option value=${s.id}>${s.label}</option>`)}
           </select>
           <label for="sensor-order">Order</label>
           <select id="sensor-order" value=${order} onChange=${(e: Event) => setOrder((e.target as HTMLSelectElement).value as 'asc' | 'desc')}>
@@ -200,7 +232,7 @@ function SensorTable({
             <th scope="col">Window (event time)</th>
             ${header('avg', 'Avg')}${header('min', 'Min')}${header('max', 'Max')}
             <th scope="col" class="num">Count</th>
-            ${header('freshness', 'Freshness')}
+            ${ended ? null : header('freshness', 'Freshness')}
           </tr></thead>
           <tbody>
             ${(res.data?.sensors ?? []).map((s) => {
@@ -214,7 +246,7 @@ function SensorTable({
                 <td class="num" data-col="min">${formatValue(s.min)}</td>
                 <td class="num" data-col="max">${formatValue(s.max)}</td>
                 <td class="num" data-col="count">${formatCount(s.count)}</td>
-                <td class="num"><span class=${`fresh ${freshClass(s.freshnessMs)}`}>${formatDuration(s.freshnessMs)}</span></td>
+                ${ended ? null : html`<td class="num"><span class=${`fresh ${freshClass(s.freshnessMs)}`}>${formatDuration(s.freshnessMs)}</span></td>`}
               </tr>`;
             })}
           </tbody>
@@ -366,6 +398,8 @@ function Heatmap({ base }: { base: string }) {
   const count = model.l1 ? model.rows.length : model.tiles.length;
   const pages = Math.max(1, Math.ceil(count / perPage));
   const p = Math.min(page, pages - 1);
+  const pageTiles = model.tiles.slice(p * perPage, (p + 1) * perPage);
+  const tilePrefix = commonPrefix(pageTiles.map((c) => String(c[model.l0] ?? '')));
   const label = (c: HeatmapCell | undefined, name: string) =>
     c ? `${name}: ${formatValue(c.avg)} (window ${formatTime(c.windowStart)})` : `${name}: no data`;
 
@@ -401,11 +435,14 @@ function Heatmap({ base }: { base: string }) {
           </table>
         </div>`
           : html`
+        ${tilePrefix ? html`<p class="muted small" data-testid="tile-prefix">Keys below start with <code>${tilePrefix}</code>; the tiles show the rest.</p>` : null}
         <ul class="tiles" data-testid="heatmap">
-          ${model.tiles.slice(p * perPage, (p + 1) * perPage).map((c) => {
+          ${pageTiles.map((c) => {
             const name = String(c[model.l0] ?? '');
-            return html`<li key=${name} style=${{ background: heatColour(c.avg, model.lo, model.hi) }} title=${label(c, name)}>
-              <span class="tile-name">${name}</span><span>${formatValue(c.avg)}</span></li>`;
+            // the full key for screen readers and the tooltip; on screen, its distinguishing end
+            return html`<li key=${name} data-key=${name} style=${{ background: heatColour(c.avg, model.lo, model.hi) }} title=${label(c, name)}>
+              <span class="sr-only">${label(c, name)}</span>
+              <span class="tile-name" aria-hidden="true">${tileLabel(name, tilePrefix)}</span><span aria-hidden="true">${formatValue(c.avg)}</span></li>`;
           })}
         </ul>`
       }
@@ -420,6 +457,30 @@ function Heatmap({ base }: { base: string }) {
       }
     </section>
   `;
+}
+
+/**
+ * The prefix all `names` share, cut back to its last separator (`sensor-0001`, `sensor-0002` →
+ * `sensor-`), or '' when under 3 characters or only one name.
+ */
+export function commonPrefix(names: string[]): string {
+  if (names.length < 2) return '';
+  let n = (names[0] ?? '').length;
+  for (const s of names) {
+    let i = 0;
+    while (i < n && i < s.length && s[i] === names[0]?.[i]) i++;
+    n = i;
+  }
+  const shared = (names[0] ?? '').slice(0, n);
+  const cut = Math.max(...[...'-_|:./ '].map((ch) => shared.lastIndexOf(ch)));
+  const prefix = cut >= 0 ? shared.slice(0, cut + 1) : '';
+  return prefix.length >= 3 ? prefix : '';
+}
+
+/** A tile's visible name: without the shared prefix, and when still long its end (`…12345`). */
+export function tileLabel(name: string, prefix: string): string {
+  const rest = prefix && name.startsWith(prefix) && name.length > prefix.length ? name.slice(prefix.length) : name;
+  return rest.length > 10 ? `…${rest.slice(-9)}` : rest;
 }
 
 function Alerts({ base, queue }: { base: string; queue: string }) {

@@ -50,6 +50,16 @@ export function formatRate(r: number | null | undefined): string {
   return `${r.toFixed(r < 10 ? 1 : 0)}/s`;
 }
 
+/** A count in few characters for tight spots: `950`, `12.3k`, `4.5M`. */
+export function formatCompact(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '–';
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(0)}k`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(Math.round(n));
+}
+
 export function formatCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '–';
   return n.toLocaleString('en-US');

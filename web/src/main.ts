@@ -44,9 +44,22 @@ function useRoute(): Route {
 function App() {
   const route = useRoute();
   useEffect(() => {
-    // move focus to the new page's heading for screen-reader and keyboard users
-    const h = document.querySelector<HTMLElement>('main h1');
-    h?.focus({ preventScroll: true });
+    // move focus to the new page's heading for screen-reader and keyboard users (tabindex=-1, no
+    // ring: style.css). Pages swap their "Loading…" heading for the real one, which drops the focus
+    // to <body>: for a few seconds, put it back on the new heading (never away from anything else).
+    const main = document.getElementById('main');
+    const focusHeading = () => main?.querySelector<HTMLElement>('h1')?.focus({ preventScroll: true });
+    focusHeading();
+    if (!main) return;
+    const mo = new MutationObserver(() => {
+      if (document.activeElement === document.body || document.activeElement === null) focusHeading();
+    });
+    mo.observe(main, { childList: true, subtree: true });
+    const stop = setTimeout(() => mo.disconnect(), 5000);
+    return () => {
+      mo.disconnect();
+      clearTimeout(stop);
+    };
   }, [route.page, 'jobId' in route ? route.jobId : '']);
   let page: unknown;
   switch (route.page) {

@@ -10,6 +10,8 @@ export interface Overview {
   slotsTotal: number;
   slotsFree: number;
   jobsRunning: number;
+  /** jobs waiting for slots; absent from older JobManagers (the UI counts the jobs list) */
+  jobsCreated?: number;
   jobsFinished: number;
   jobsFailed: number;
   jobsCanceled: number;
@@ -40,6 +42,8 @@ export interface VertexMetrics {
   backpressuredRatio: number;
   watermarkMs: number | null;
   watermarkLagMs: number | null;
+  /** rows a sink chained into this vertex wrote (absent from older JobManagers) */
+  rowsWritten?: number;
 }
 
 export interface Vertex {

@@ -4,7 +4,7 @@
  * its busy ratio or its backpressured ratio (green 0 → red 1).
  */
 import { html } from 'htm/preact';
-import { formatPercent, formatRate, ratioColour } from '../format.js';
+import { formatCompact, formatCount, formatPercent, formatRate, ratioColour } from '../format.js';
 import type { Edge, Vertex } from '../types.js';
 
 const BOX_W = 200;
@@ -99,12 +99,12 @@ export function JobGraph({ vertices, edges, colourBy }: { vertices: Vertex[]; ed
           const ratio = colourBy === 'busy' ? m?.busyRatio : m?.backpressuredRatio;
           return html`
             <g class="vertex" key=${v.id} data-vertex=${v.id} transform=${`translate(${p.x},${p.y})`}>
-              <title>${v.name}: busy ${formatPercent(m?.busyRatio)}, backpressured ${formatPercent(m?.backpressuredRatio)}, in ${formatRate(m?.recordsInPerSec)}, out ${formatRate(m?.recordsOutPerSec)}</title>
+              <title>${v.name}: busy ${formatPercent(m?.busyRatio)}, backpressured ${formatPercent(m?.backpressuredRatio)}, in ${formatRate(m?.recordsInPerSec)}, out ${formatRate(m?.recordsOutPerSec)}${m?.rowsWritten ? `, written ${formatCount(m.rowsWritten)}` : ''}</title>
               <rect width=${BOX_W} height=${BOX_H} rx="6" fill=${ratioColour(ratio)} stroke="#2d3748" stroke-width="1.2" />
               <text x="10" y="20" class="v-name">${truncate(v.name, 24)}</text>
               <text x="10" y="38" class="v-line">${truncate(v.id, 16)} · ×${v.parallelism}</text>
               <text x="10" y="55" class="v-line">busy ${formatPercent(m?.busyRatio)} · bp ${formatPercent(m?.backpressuredRatio)}</text>
-              <text x="10" y="71" class="v-line">in ${formatRate(m?.recordsInPerSec)} · out ${formatRate(m?.recordsOutPerSec)}</text>
+              <text x="10" y="71" class="v-line">in ${formatRate(m?.recordsInPerSec)} · ${m?.rowsWritten ? `written ${formatCompact(m.rowsWritten)}` : `out ${formatRate(m?.recordsOutPerSec)}`}</text>
             </g>`;
         })}
       </svg>

@@ -5,7 +5,7 @@
  */
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, getJson, mutate, useEventStream } from '../api.js';
+import { ApiError, getJson, mutate, useEventStream, usePoll } from '../api.js';
 import { Badge, ErrorNote, Live, useNow } from '../components/common.js';
 import { type ColourBy, JobGraph } from '../components/job-graph.js';
 import { Tabs } from '../components/tabs.js';
@@ -61,7 +61,7 @@ export function JobPage({ jobId, tab }: { jobId: string; tab: string }) {
       <${Live} state=${conn} />
     </div>
     <dl class="stats">
-      <div><dt>Job id</dt><dd><code>${j.jobId}</code></dd></div>
+      <div class="stat-id"><dt>Job id</dt><dd><code data-testid="job-id">${j.jobId}</code> <${CopyButton} text=${j.jobId} label="Copy the job id" /></dd></div>
       <div><dt>Attempt</dt><dd data-testid="job-attempt">${j.attempt}</dd></div>
       <div><dt>Duration</dt><dd>${formatDuration(j.durationMs)}</dd></div>
       <div><dt>Parallelism</dt><dd>${j.parallelism}</dd></div>
@@ -70,7 +70,7 @@ export function JobPage({ jobId, tab }: { jobId: string; tab: string }) {
     </dl>
     ${j.failure && j.state !== 'RUNNING' ? html`<p class="error" role="alert">${j.failure}</p>` : null}
     <${Actions} detail=${detail} base=${base} chaos=${overview?.chaos === true} />
-    ${hasDashboard ? html`<p><a class="button-link" href=${`#/jobs/${encodeURIComponent(j.jobId)}/dashboard`} data-testid="dashboard-link">Open the live dashboard</a></p>` : null}
+    ${hasDashboard ? html`<p><a class="button-link" href=${`#/jobs/${encodeURIComponent(j.jobId)}/dashboard`} data-testid="dashboard-link">${TERMINAL.has(j.state) ? 'Open the dashboard' : 'Open the live dashboard'}</a></p>` : null}
 
     <${Tabs} label="Job details" tabs=${TABS} current=${current}
       onSelect=${(id: string) => {
@@ -84,22 +84,44 @@ export function JobPage({ jobId, tab }: { jobId: string; tab: string }) {
   `;
 }
 
+/** States in which a job has (or is about to have) tasks on TaskManagers: the chaos kill makes sense. */
+const ACTIVE = new Set(['RUNNING', 'RESTARTING', 'CREATED']);
+
+/** Copies `text` to the clipboard; says so (or that it could not) in place. */
+function CopyButton({ text, label }: { text: string; label: string }) {
+  const [done, setDone] = useState<'copied' | 'failed' | null>(null);
+  useEffect(() => {
+    if (!done) return;
+    const t = setTimeout(() => setDone(null), 2000);
+    return () => clearTimeout(t);
+  }, [done]);
+  return html`<button type="button" class="copy" aria-label=${label} title=${label}
+    onClick=${() =>
+      navigator.clipboard
+        ?.writeText(text)
+        .then(() => setDone('copied'))
+        .catch(() => setDone('failed')) ??
+      setDone(
+        'failed',
+      )}>${done === 'copied' ? 'Copied' : done === 'failed' ? 'Copy failed' : 'Copy'}</button><span class="sr-only" role="status">${done === 'copied' ? 'Job id copied' : ''}</span>`;
+}
+
 function Actions({ detail, base, chaos }: { detail: JobDetail; base: string; chaos: boolean }) {
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; bad: boolean } | null>(null);
   const [confirmCancel, setConfirmCancel] = useState(false);
-  const tmIds = [...new Set(detail.tasks.map((t) => t.taskmanagerId).filter(Boolean))].sort();
-  const [allTms, setAllTms] = useState<TaskManagerInfo[]>([]);
+  const [confirmKill, setConfirmKill] = useState(false);
   const [victim, setVictim] = useState('');
   const running = !TERMINAL.has(detail.job.state);
-
-  useEffect(() => {
-    if (!chaos) return;
-    getJson<{ taskmanagers: TaskManagerInfo[] }>('taskmanagers').then(
-      (r) => setAllTms(r.taskmanagers),
-      () => {},
-    );
-  }, [chaos, detail.job.attempt]);
+  const active = ACTIVE.has(detail.job.state);
+  const tms = usePoll(
+    () =>
+      chaos && active
+        ? getJson<{ taskmanagers: TaskManagerInfo[] }>('taskmanagers').then((r) => r.taskmanagers)
+        : Promise.resolve([] as TaskManagerInfo[]),
+    3000,
+    [chaos, active, detail.job.attempt],
+  );
 
   const run = async (name: string, f: () => Promise<string>) => {
     setBusy(name);
@@ -114,7 +136,12 @@ function Actions({ detail, base, chaos }: { detail: JobDetail; base: string; cha
     }
   };
 
-  const choices = tmIds.length > 0 ? tmIds : allTms.filter((t) => t.state === 'ALIVE').map((t) => t.taskmanagerId);
+  // only ALIVE TaskManagers can be killed; those running this job's tasks come first
+  const jobTms = new Set(detail.tasks.map((t) => t.taskmanagerId).filter(Boolean));
+  const choices = (tms.data ?? [])
+    .filter((t) => t.state === 'ALIVE')
+    .map((t) => t.taskmanagerId)
+    .sort((a, b) => Number(jobTms.has(b)) - Number(jobTms.has(a)) || a.localeCompare(b));
   const target = choices.includes(victim) ? victim : (choices[0] ?? '');
 
   return html`
@@ -146,22 +173,31 @@ function Actions({ detail, base, chaos }: { detail: JobDetail; base: string; cha
           : null
       }
       ${
-        chaos && choices.length > 0
+        chaos && active && choices.length > 0
           ? html`
         <span class="chaos">
           <label for="kill-tm">TaskManager</label>
-          <select id="kill-tm" value=${target} onChange=${(e: Event) => setVictim((e.target as HTMLSelectElement).value)}>
-            ${choices.map((id) => html`<option value=${id}>${id}</option>`)}
+          <select id="kill-tm" value=${target} disabled=${confirmKill} onChange=${(e: Event) => setVictim((e.target as HTMLSelectElement).value)}>
+            ${choices.map((id) => html`<option value=${id}>${id}${jobTms.has(id) ? ' (runs this job)' : ''}</option>`)}
           </select>
-          <button type="button" class="danger" data-testid="kill-taskmanager" disabled=${busy !== null || !target}
-            onClick=${() =>
-              run('kill', async () => {
-                const r = await mutate<{ taskmanagerId: string; pid: number }>(
-                  'POST',
-                  `taskmanagers/${encodeURIComponent(target)}/kill`,
-                );
-                return `Killed TaskManager ${r.taskmanagerId} (pid ${r.pid})`;
-              })}>Kill TaskManager (chaos)</button>
+          ${
+            confirmKill
+              ? html`
+            <button type="button" class="danger" data-testid="confirm-kill" disabled=${busy !== null || !target}
+              onClick=${() => {
+                setConfirmKill(false);
+                void run('kill', async () => {
+                  const r = await mutate<{ taskmanagerId: string; pid: number }>(
+                    'POST',
+                    `taskmanagers/${encodeURIComponent(target)}/kill`,
+                  );
+                  return `Killed TaskManager ${r.taskmanagerId} (pid ${r.pid})`;
+                });
+              }}>Really kill ${target}</button>
+            <button type="button" onClick=${() => setConfirmKill(false)}>Keep it</button>`
+              : html`<button type="button" class="danger" data-testid="kill-taskmanager" disabled=${busy !== null || !target}
+              onClick=${() => setConfirmKill(true)}>Kill TaskManager (chaos)</button>`
+          }
         </span>`
           : null
       }
@@ -185,7 +221,7 @@ function GraphTab({ detail }: { detail: JobDetail }) {
     <h3>Vertices and watermarks</h3>
     <div class="table-wrap">
       <table data-testid="vertices-table">
-        <thead><tr><th scope="col">Vertex</th><th scope="col" class="num">Parallelism</th><th scope="col" class="num">Records in</th><th scope="col" class="num">Records out</th><th scope="col" class="num">In / out per s</th><th scope="col" class="num">Busy</th><th scope="col" class="num">Backpressured</th><th scope="col">Watermark</th><th scope="col" class="num">Lag</th></tr></thead>
+        <thead><tr><th scope="col">Vertex</th><th scope="col" class="num">Parallelism</th><th scope="col" class="num">Records in</th><th scope="col" class="num">Records out / written</th><th scope="col" class="num">In / out per s</th><th scope="col" class="num">Busy</th><th scope="col" class="num">Backpressured</th><th scope="col">Watermark</th><th scope="col" class="num">Lag</th></tr></thead>
         <tbody>
           ${detail.vertices.map((v) => {
             const m = v.metrics;
@@ -193,7 +229,7 @@ function GraphTab({ detail }: { detail: JobDetail }) {
               <th scope="row">${v.name}<div class="small muted">${v.id}</div></th>
               <td class="num">${v.parallelism}</td>
               <td class="num">${formatCount(m?.recordsIn)}</td>
-              <td class="num">${formatCount(m?.recordsOut)}</td>
+              <td class="num">${formatCount(m?.recordsOut)}${m?.rowsWritten ? html`<div class="small muted" data-testid="rows-written">written ${formatCount(m.rowsWritten)}</div>` : null}</td>
               <td class="num">${formatRate(m?.recordsInPerSec)} / ${formatRate(m?.recordsOutPerSec)}</td>
               <td class="num">${formatPercent(m?.busyRatio)}</td>
               <td class="num">${formatPercent(m?.backpressuredRatio)}</td>

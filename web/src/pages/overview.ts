@@ -28,6 +28,7 @@ export function OverviewPage() {
         <div><dt>TaskManagers</dt><dd>${overview.taskmanagers}</dd></div>
         <div><dt>Slots free / total</dt><dd>${overview.slotsFree} / ${overview.slotsTotal}</dd></div>
         <div><dt>Jobs running</dt><dd>${overview.jobsRunning}</dd></div>
+        <div><dt>Created (waiting for slots)</dt><dd data-testid="jobs-created" title="Jobs in state CREATED">${overview.jobsCreated ?? (jobs ? jobs.filter((j) => j.state === 'CREATED').length : '–')}</dd></div>
         <div><dt>Finished</dt><dd>${overview.jobsFinished}</dd></div>
         <div><dt>Failed</dt><dd>${overview.jobsFailed}</dd></div>
         <div><dt>Canceled</dt><dd>${overview.jobsCanceled}</dd></div>

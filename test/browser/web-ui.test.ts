@@ -7,8 +7,12 @@
  * - the job page draws the graph and its checkpoint count grows, live over SSE;
  * - the dashboard's table shows, for each sensor, the numbers of the Redis hash the sink wrote
  *   (read here with HGETALL and compared: raw values and the two-decimal text shown);
- * - the chaos button kills a TaskManager running the job: the page shows a restart and the job
- *   RUNNING again in a new attempt.
+ * - the chaos button kills a TaskManager running the job (after a confirmation): the page shows a
+ *   restart and the job RUNNING again in a new attempt;
+ * - a FINISHED job's page offers no kill button and its dashboard is not "live";
+ * - the page heading takes focus on load without a focus ring, the job id fits on one line;
+ * - a JobManager with a token (FLUXO_WEB_TOKEN, --web-auth reads) refuses a wrong token: the token
+ *   dialog says so, and the right one opens the overview.
  * Screenshots of every page go to test-artifacts/screenshots/; with UPDATE_DOCS_SCREENSHOT=1 the
  * job page's is also copied to docs/screenshots/job.png (the README's picture).
  */
@@ -113,6 +117,8 @@ describe('web UI in Chromium against a real cluster', () => {
       .locator('[data-testid="taskmanagers-table"] tr[data-tm-id]')
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tm-id')).sort());
     expect(tms).toEqual(['tm-1', 'tm-2', 'tm-3']);
+    // jobs waiting for slots (CREATED) have their count too
+    expect(await page.getByTestId('jobs-created').textContent()).toMatch(/^\d+$/);
     await shot('overview');
     expect(pageErrors).toEqual([]);
   });
@@ -120,7 +126,15 @@ describe('web UI in Chromium against a real cluster', () => {
   it('draws the job graph and shows a growing checkpoint count', async () => {
     await open(`#/jobs/${jobId}`);
     await page.locator('[data-testid="job-state"][data-state="RUNNING"]').waitFor({ timeout: 15_000 });
+    // the heading has the focus (for screen readers) but no focus ring; the job id is on one line
+    expect(await page.evaluate('document.activeElement?.tagName')).toBe('H1');
+    expect(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).toBe('none');
+    expect(await page.getByTestId('job-id').evaluate((e) => e.getClientRects().length)).toBe(1);
+    // an active job with --chaos offers the kill button, preselecting an ALIVE TaskManager of the job
+    await page.getByTestId('kill-taskmanager').waitFor({ timeout: 10_000 });
     const rest = await cluster.job(jobId);
+    const jobTms = rest.tasks.map((t) => t.taskmanagerId);
+    expect(jobTms).toContain(await page.getByLabel('TaskManager', { exact: true }).inputValue());
     await expect
       .poll(() => page.locator('[data-testid="job-graph"] g[data-vertex]').count(), { timeout: 10_000 })
       .toBe(rest.vertices.length);
@@ -211,6 +225,42 @@ describe('web UI in Chromium against a real cluster', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('offers no kill button on a FINISHED job, and calls its dashboard not live', async () => {
+    const spec = join(dir, 'finite.json');
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        name: 'webui-finite',
+        parallelism: 1,
+        source: { type: 'generator', sensors: 10, count: 200, ratePerSec: 100_000, seed: 7 },
+        steps: [
+          { keyBy: ['house'] },
+          { window: { type: 'tumbling', sizeMs: 60_000 } },
+          { aggregate: { avg: 'avg(temperature)' } },
+        ],
+        sink: { type: 'redis', keyPrefix: 'webui-finite' },
+      }),
+    );
+    const sub = await cluster.cli(['submit', spec]);
+    expect(sub.code, sub.stderr).toBe(0);
+    const finite = sub.stdout.trim();
+    await cluster.waitForState(finite, 'FINISHED', 60_000);
+    await open(`#/jobs/${finite}`);
+    await page.locator('[data-testid="job-state"][data-state="FINISHED"]').waitFor({ timeout: 15_000 });
+    await page.locator('[data-testid="job-graph"] g[data-vertex]').first().waitFor();
+    await page.waitForTimeout(1000); // the TaskManagers list would have arrived by now
+    expect(await page.getByTestId('kill-taskmanager').count()).toBe(0);
+    expect(await page.getByTestId('cancel-job').count()).toBe(0);
+    expect(await page.getByTestId('dashboard-link').textContent()).toBe('Open the dashboard');
+    await open(`#/jobs/${finite}/dashboard`);
+    await expect
+      .poll(() => page.getByTestId('dashboard-title').textContent(), { timeout: 15_000 })
+      .toBe('webui-finite: dashboard');
+    await page.getByTestId('ended-note').waitFor();
+    await shot('dashboard-finished');
+    expect(pageErrors).toEqual([]);
+  });
+
   it('kills a TaskManager with the chaos button; the page shows the restart and the job RUNNING again', async () => {
     await open(`#/jobs/${jobId}`);
     await page.locator('[data-testid="job-state"][data-state="RUNNING"]').waitFor({ timeout: 15_000 });
@@ -219,6 +269,7 @@ describe('web UI in Chromium against a real cluster', () => {
     const victim = (await cluster.job(jobId)).tasks[0].taskmanagerId;
     await page.getByLabel('TaskManager', { exact: true }).selectOption(victim);
     await page.getByTestId('kill-taskmanager').click();
+    await page.getByTestId('confirm-kill').click();
     await expect
       .poll(() => page.getByTestId('action-message').textContent(), { timeout: 10_000 })
       .toContain(`Killed TaskManager ${victim}`);
@@ -237,5 +288,37 @@ describe('web UI in Chromium against a real cluster', () => {
     await page.locator('[data-testid="exceptions-timeline"] li').first().waitFor();
     await shot('job-exceptions');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('says in the token dialog that a wrong token was refused, and takes the right one', async () => {
+    const secured = await startCluster({
+      redisUrl: redis.url,
+      clusterId: 'webui-auth',
+      jmEnv: { FLUXO_WEB_TOKEN: 'right-token' },
+      jmArgs: ['--web-auth', 'reads'],
+      taskmanagers: [],
+    });
+    const p2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await p2.goto(`${secured.web}/#/`);
+      const input = p2.getByLabel('Token', { exact: true });
+      await input.waitFor({ timeout: 15_000 });
+      expect(await p2.getByTestId('token-error').textContent()).toBe('');
+      await input.fill('wrong-token');
+      await p2.getByRole('button', { name: 'Use token' }).click();
+      await expect
+        .poll(() => p2.getByTestId('token-error').textContent(), { timeout: 10_000 })
+        .toBe('That token was refused (401).');
+      expect(await p2.getByTestId('token-error').getAttribute('aria-live')).toBe('assertive');
+      expect(await input.getAttribute('aria-invalid')).toBe('true');
+      await p2.screenshot({ path: join(SHOTS, 'token-refused.png') });
+      await input.fill('right-token');
+      await p2.getByRole('button', { name: 'Use token' }).click();
+      await p2.getByTestId('overview-stats').waitFor({ timeout: 15_000 });
+      expect(await p2.locator('dialog.token-dialog[open]').count()).toBe(0);
+    } finally {
+      await p2.close();
+      await secured.stop();
+    }
   });
 });

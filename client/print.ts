@@ -81,7 +81,7 @@ export function summaryLines(d: JobDetails): string[] {
   );
   if (d.vertices.some((v) => v.id === 'window' && v.name.startsWith('Detect')))
     lines.push(`  alerts written    ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
-  else if (d.vertices.some((v) => v.id === 'window' && v.name === 'Running aggregate'))
+  else if (d.vertices.some((v) => v.id === 'window' && v.name.startsWith('Running aggregate')))
     lines.push(`  updates written   ${n(t.resultsWritten)}  -> ${d.outputs.results}`);
   else if (d.vertices.some((v) => v.id === 'window')) {
     // rollup stages (vertices window-2…): each one's windows, the last one's go to the results

@@ -97,6 +97,11 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
     });
   vertexCounter('fluxo_vertex_records_in_total', 'Records the vertex took in (current attempt)', (m) => m.recordsIn);
   vertexCounter('fluxo_vertex_records_out_total', 'Records the vertex emitted (current attempt)', (m) => m.recordsOut);
+  vertexCounter(
+    'fluxo_vertex_rows_written_total',
+    "Rows the vertex's sink operators wrote, also a sink chained to a keyed vertex (current attempt)",
+    (m) => m.rowsWritten,
+  );
   vertexGauge(
     'fluxo_vertex_records_in_per_second',
     'Records in per second over the last heartbeat interval',

@@ -42,6 +42,7 @@ function subtaskMetrics(v: JobView, t: Task) {
   return {
     recordsIn: c?.recordsIn ?? 0,
     recordsOut: c?.recordsOut ?? 0,
+    rowsWritten: c?.rowsWritten ?? 0,
     recordsInPerSec: r?.recordsInPerSec ?? 0,
     recordsOutPerSec: r?.recordsOutPerSec ?? 0,
     busyRatio: r?.busyRatio ?? 0,
@@ -52,7 +53,7 @@ function subtaskMetrics(v: JobView, t: Task) {
   };
 }
 
-/** Per-vertex aggregates: counts and rates summed, ratios averaged, watermark = min over subtasks. */
+/** Per-vertex aggregates: counts (also `rowsWritten`, rows its sink operators wrote) and rates summed, ratios averaged, watermark = min over subtasks. */
 export function vertexMetrics(v: JobView, vertexId: string, nowMs: number) {
   const subs = v.details.tasks.filter((t) => t.vertex === vertexId).map((t) => subtaskMetrics(v, t));
   const r = vertexRates(
@@ -72,6 +73,8 @@ export function vertexMetrics(v: JobView, vertexId: string, nowMs: number) {
     metrics: {
       recordsIn: subs.reduce((a, s) => a + s.recordsIn, 0),
       recordsOut: subs.reduce((a, s) => a + s.recordsOut, 0),
+      // rows its sink operators wrote (a chained redis/bullmq sink, or a sink vertex)
+      rowsWritten: subs.reduce((a, s) => a + s.rowsWritten, 0),
       recordsInPerSec: r.recordsInPerSec,
       recordsOutPerSec: r.recordsOutPerSec,
       busyRatio: r.busyRatio,
@@ -149,6 +152,7 @@ export function vertexDetailJson(v: JobView, vertexId: string) {
         ...(t.error ? { error: t.error } : {}),
         recordsIn: m.recordsIn,
         recordsOut: m.recordsOut,
+        rowsWritten: m.rowsWritten,
         recordsInPerSec: m.recordsInPerSec,
         recordsOutPerSec: m.recordsOutPerSec,
         busyRatio: m.busyRatio,

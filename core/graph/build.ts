@@ -238,7 +238,9 @@ export function buildJobGraph(spec: JobSpec): JobGraph {
         fields: keyed.result,
         ...(keyed.upsertKey ? { upsertKey: keyed.upsertKey } : {}),
       });
-    vertices.push({ id, name: keyed.name, parallelism, operators: ops });
+    // a chained sink shows in the name, as Flink names chains: "Window(tumbling) → Aggregate → Sink: redis"
+    const name = last && !sinkIsVertex ? `${keyed.name} → Sink: ${spec.sink.type}` : keyed.name;
+    vertices.push({ id, name, parallelism, operators: ops });
     edges.push({
       id: edges.length,
       source: mainProducer,

@@ -597,8 +597,15 @@ export class JobManager {
       attempt: job.attempt,
       createdAtMs: job.createdAtMs,
       endedAtMs: job.endedAtMs,
-      // a job waiting for slots says so, also after a failover (its failure is in the exceptions)
-      failure: job.state === 'CREATED' && job.waitingFor ? job.waitingFor : job.failure,
+      // the failure only while it describes the current state: why the job failed, restarts,
+      // was canceled, or (CREATED) waits for slots; a recovered RUNNING or a FINISHED job's
+      // earlier failures are in the exceptions
+      failure:
+        job.state === 'CREATED' && job.waitingFor
+          ? job.waitingFor
+          : job.state === 'RUNNING' || job.state === 'FINISHED'
+            ? ''
+            : job.failure,
       parallelism: job.spec.parallelism,
     };
   }

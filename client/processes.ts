@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { loadClusterConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
 import { JobManager } from '../jobmanager/jobmanager.js';
-import { startWebServer } from '../jobmanager/web.js';
+import { checkWebAuth, startWebServer } from '../jobmanager/web.js';
 import { TaskManager } from '../taskmanager/taskmanager.js';
 
 /** `fluxo jobmanager`: runs until SIGINT/SIGTERM. */
@@ -27,6 +27,8 @@ export async function runJobManagerProcess(o: {
   const config = loadClusterConfig(env, { redisUrl: o.redis });
   const log = createLogger('jobmanager');
   const token = readWebToken(o.webTokenFile);
+  // refused before anything starts, rather than silently serving reads to everyone
+  if (o.webPort > 0) checkWebAuth({ token, authReads: o.webAuth === 'reads' });
   const jm = new JobManager({ host: o.host, rpcPort: o.rpcPort, config, log });
   await jm.start();
   const webHost = o.webHost ?? '127.0.0.1';

@@ -3,10 +3,12 @@
  * Prometheus /metrics, and the web UI's static files from `dist/web`.
  *
  * Security: with an access token, every mutation (POST, PATCH) needs `Authorization: Bearer
- * <token>` (401 UNAUTHORIZED otherwise), and with `authReads` every API GET too (the bearer
- * header, or `?token=` for EventSource). The token is compared in constant time and never
- * logged. Without a token, mutations are refused (403 TOKEN_REQUIRED) unless the server binds a
- * loopback address. The UI's static files are always public (the UI asks for the token).
+ * <token>` (401 UNAUTHORIZED otherwise, with `WWW-Authenticate: Bearer realm="fluxo"`; the
+ * scheme is case-insensitive), and with `authReads` every API GET too (the bearer header, or
+ * `?token=` for EventSource). The token is compared in constant time and never logged. Without
+ * a token, mutations are refused (403 TOKEN_REQUIRED) unless the server binds a loopback address
+ * (a warning says so at startup); `authReads` without a token is refused at startup. The UI's
+ * static files are always public (the UI asks for the token).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -90,6 +92,55 @@ export function tokenMatches(presented: string | undefined, token: string): bool
 
 const API = /^\/(overview|jobs|taskmanagers|events|metrics)(\/|$|\?)/;
 
+/** Job states in which a job has ended: cancel, stop and savepoints answer 409 JOB_NOT_RUNNING. */
+const ENDED: ReadonlySet<string> = new Set(['FINISHED', 'FAILED', 'CANCELED']);
+
+/** The header of every 401 answer (RFC 6750). */
+export const WWW_AUTHENTICATE = 'Bearer realm="fluxo"';
+
+/** The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive (RFC 7235). */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^bearer[ \t]+(\S.*)$/i.exec(header?.trim() ?? '');
+  return m ? m[1].trim() : undefined;
+}
+
+/**
+ * Checks the web options before anything starts: `--web-auth reads` needs a token.
+ * @throws Error naming the missing option
+ */
+export function checkWebAuth(o: { token?: string; authReads?: boolean }): void {
+  if (o.authReads === true && !o.token)
+    throw new Error('--web-auth reads needs a token: --web-token-file or FLUXO_WEB_TOKEN');
+}
+
+/** The error code of a framework/plugin error with HTTP status `status` (e.g. @fastify/static's 403 on a path traversal). */
+export function codeOfStatus(status: number): string {
+  switch (status) {
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 405:
+      return 'METHOD_NOT_ALLOWED';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    default:
+      return status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+  }
+}
+
+/** A route pattern (`/jobs/:id/stop`) as a regular expression over request paths. */
+function routeRegExp(url: string): RegExp {
+  const parts = url
+    .split('/')
+    .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${parts.join('/')}$`);
+}
+
 function bad(message: string): HttpError {
   return new HttpError('BAD_REQUEST', 400, message);
 }
@@ -123,10 +174,11 @@ const NOT_BUILT = `<!doctype html><html><head><meta charset="utf-8"><title>Fluxo
 
 /**
  * Starts the web server on `host:port`.
- * @throws EngineError INTERNAL when it cannot listen
+ * @throws EngineError INTERNAL when it cannot listen; Error when `authReads` has no token
  */
 export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const { jm } = o;
+  checkWebAuth(o);
   const token = o.token ? o.token : undefined;
   const authReads = o.authReads === true && token !== undefined;
   const loopback = isLoopback(o.host);
@@ -139,6 +191,16 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const streams = new Set<() => void>();
 
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+
+  // every route (not the static plugin's wildcard), for 405 on a known path with another method
+  const routes: { method: string; re: RegExp }[] = [];
+  app.addHook('onRoute', (r) => {
+    if (r.url.includes('*')) return;
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method: m, re: routeRegExp(r.url) });
+  });
+  const allowedMethods = (path: string): string[] => [
+    ...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method)),
+  ];
 
   // bodies arrive as text: POST /jobs parses YAML or JSON itself (with line numbers); others JSON
   app.removeAllContentTypeParsers();
@@ -158,8 +220,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     const path = req.url.split('?')[0];
     const mutation = req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS';
     if (!mutation && !(authReads && API.test(path))) return;
-    const header = req.headers.authorization;
-    const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const bearer = bearerToken(req.headers.authorization);
     if (token === undefined) {
       if (mutation && !loopback)
         throw new HttpError(
@@ -179,28 +240,50 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       );
   });
 
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => {
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     const engine = err instanceof EngineError;
     const http = err instanceof HttpError;
-    const code =
-      engine || http ? (err.code as string) : err.statusCode && err.statusCode < 500 ? 'BAD_REQUEST' : 'INTERNAL';
     const status = http ? err.status : engine ? httpStatusOf(err.code) : (err.statusCode ?? 500);
+    const code = engine || http ? (err.code as string) : codeOfStatus(status);
     if (status >= 500) o.log.error({ err, code }, 'web request failed');
-    const body: Record<string, unknown> = { code, message: err.message };
+    let message = err.message;
+    // @fastify/static refuses a path outside the UI folder with a bare "Forbidden"
+    if (!engine && !http && status === 403) message = `${req.url.split('?')[0]} is outside the web UI's files`;
+    const body: Record<string, unknown> = { code, message };
     if (engine && err.problems.length > 0) body.problems = err.problems;
+    if (status === 401) void reply.header('www-authenticate', WWW_AUTHENTICATE);
     void reply.code(status).type('application/json').send(body);
   });
 
+  // `/jobs/` and the like match `/jobs/:id` with an empty id: no such thing
+  app.addHook('preHandler', async (req: FastifyRequest) => {
+    const params = (req.params ?? {}) as Record<string, unknown>;
+    if (!Object.entries(params).some(([k, v]) => k !== '*' && v === '')) return; // '*': the UI's files
+    const path = req.url.split('?')[0];
+    throw new HttpError('NOT_FOUND', 404, emptyIdMessage(path));
+  });
+  const emptyIdMessage = (path: string): string =>
+    path.startsWith('/jobs/')
+      ? `no job id in ${path}: GET /jobs lists the jobs, GET /jobs/<id> shows one`
+      : path.startsWith('/taskmanagers/')
+        ? `no TaskManager id in ${path}: GET /taskmanagers lists them`
+        : `an id is missing in ${path}`;
+
+  // The UI routes by hash (/#/jobs/…): only `/`, `/index.html` and its files are served; any
+  // other unknown path is a JSON 404, a known path with another method a 405 (with Allow)
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0];
-    if (API.test(path)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD')
-        return reply.code(405).send({ code: 'METHOD_NOT_ALLOWED', message: `${req.method} ${path} is not allowed` });
-      return reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${path}` });
-    }
-    // client-side routes of the UI get its index.html
-    if (req.method === 'GET' && uiBuilt && !path.startsWith('/assets/')) return reply.sendFile('index.html');
-    return reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${path}` });
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0 && !allowed.includes(req.method))
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send({
+          code: 'METHOD_NOT_ALLOWED',
+          message: `${req.method} ${path} is not allowed (use ${allowed.join(' or ')})`,
+        });
+    const message = /\/(\/|$)/.test(path.slice(1)) ? emptyIdMessage(path) : `no route ${path}`;
+    return reply.code(404).send({ code: 'NOT_FOUND', message });
   });
 
   if (uiBuilt) await app.register(fastifyStatic, { root: uiDir, prefix: '/', index: ['index.html'] });
@@ -281,14 +364,20 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     const { jobId } = await jm.submitJob(spec, req.query.fromSavepoint ?? '');
     return reply.code(201).send({ jobId });
   });
+  /** The job `id` names, unless it has ended. @throws EngineError JOB_NOT_FOUND; HttpError 409 JOB_NOT_RUNNING */
+  const runningJobId = (id: string, what: string): string => {
+    const { jobId, state } = jm.status.jobView(id).summary;
+    if (ENDED.has(state)) throw new HttpError('JOB_NOT_RUNNING', 409, `cannot ${what} job ${jobId}: it is ${state}`);
+    return jobId;
+  };
   app.patch<{ Params: { id: string }; Querystring: { mode?: string } }>('/jobs/:id', async (req, reply) => {
     if (req.query.mode !== undefined && req.query.mode !== 'cancel') throw bad('mode must be cancel');
-    const { jobId } = jm.status.jobView(req.params.id).summary;
+    const jobId = runningJobId(req.params.id, 'cancel');
     await jm.cancelJob(jobId, '');
     return reply.code(202).send({ jobId, state: jm.status.jobView(jobId).summary.state });
   });
   app.post<{ Params: { id: string } }>('/jobs/:id/savepoints', async (req) => {
-    const r = await jm.triggerSavepoint(req.params.id, false);
+    const r = await jm.triggerSavepoint(runningJobId(req.params.id, 'take a savepoint of'), false);
     return { savepointId: r.savepoint?.savepointId };
   });
   app.post<{ Params: { id: string } }>('/jobs/:id/stop', async (req) => {
@@ -304,7 +393,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       if (sp !== undefined && typeof sp !== 'boolean') throw bad('savepoint must be true or false');
       savepoint = sp === true;
     }
-    const { jobId } = jm.status.jobView(req.params.id).summary;
+    const jobId = runningJobId(req.params.id, 'stop');
     if (savepoint) {
       const r = await jm.triggerSavepoint(jobId, true);
       return { jobId, state: r.state, savepointId: r.savepoint?.savepointId };
@@ -390,6 +479,11 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  if (token === undefined && !loopback)
+    o.log.warn(
+      { host: o.host, webPort: port },
+      `web server on ${o.host} (not loopback) without an access token: mutations are refused (403 TOKEN_REQUIRED) until a token is set with --web-token-file or FLUXO_WEB_TOKEN`,
+    );
   o.log.info(
     { host: o.host, webPort: port, ui: uiBuilt, token: token !== undefined, authReads, chaos: o.chaos === true },
     'web server listening',

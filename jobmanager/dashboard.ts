@@ -98,9 +98,12 @@ export function sensorRow(
 
 export type SensorSort = 'key' | 'avg' | 'max' | 'min' | 'freshness';
 
+/** Natural order of keys: house-2 before house-10. */
+const KEY_ORDER = new Intl.Collator('en', { numeric: true });
+
 /**
- * Filters (`search`: case-insensitive substring of the key), sorts (nulls last either way) and
- * pages `rows`. Pure.
+ * Filters (`search`: case-insensitive substring of the key), sorts (nulls last either way; keys
+ * in natural order, house-2 before house-10) and pages `rows`. Pure.
  */
 export function querySensors(
   rows: readonly SensorRow[],
@@ -116,8 +119,8 @@ export function querySensors(
     const x = val(a);
     const y = val(b);
     if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;
-    const c = typeof x === 'string' ? x.localeCompare(y as string) : x - (y as number);
-    return c !== 0 ? c * dir : a.key.localeCompare(b.key);
+    const c = typeof x === 'string' ? KEY_ORDER.compare(x, y as string) : x - (y as number);
+    return c !== 0 ? c * dir : KEY_ORDER.compare(a.key, b.key);
   });
   const offset = Math.max(0, q.offset ?? 0);
   const limit = Math.max(0, q.limit ?? 50);

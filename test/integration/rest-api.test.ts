@@ -234,6 +234,12 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
       expect(['tm-a', 'tm-b']).toContain(s.taskmanagerId);
     }
     expect((await get(`/jobs/${jobId}/vertices/nope`)).status).toBe(404);
+    // the file sink is its own vertex: its rows written are the job's results written
+    const sinkV = job.vertices.find((v) => v.id === 'sink') as Vertex;
+    expect(sinkV.name).toBe('Sink: file');
+    expect(sinkV.metrics.rowsWritten).toBe(job.totals.resultsWritten);
+    expect(sinkV.metrics.rowsWritten).toBeGreaterThan(0);
+    expect(window.metrics.rowsWritten).toBe(0);
 
     // a job id prefix works; the job is in GET /jobs with the summary fields
     expect(((await get(`/jobs/${jobId.slice(0, 6)}`)).json.job as { jobId: string }).jobId).toBe(jobId);
@@ -249,6 +255,9 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
       );
       expect(promValue(samples, 'fluxo_vertex_records_out_total', { job_id: jobId, vertex: v.id })).toBe(
         v.metrics.recordsOut,
+      );
+      expect(promValue(samples, 'fluxo_vertex_rows_written_total', { job_id: jobId, vertex: v.id })).toBe(
+        v.metrics.rowsWritten,
       );
     }
     expect(promValue(samples, 'fluxo_job_state', { job_id: jobId, state: 'FINISHED' })).toBe(1);
@@ -280,6 +289,18 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
     expect(missing.status).toBe(404);
     expect(missing.json.code).toBe('JOB_NOT_FOUND');
     expect((await call('DELETE', `${cluster.web}/jobs/zzzzzz`)).status).toBe(405);
+    // a known route with another method is 405 too, whatever the id
+    for (const p of ['/jobs/zzzzzz/stop', '/jobs/zzzzzz/savepoints', '/taskmanagers/tm-a/kill']) {
+      const r = await get(p);
+      expect(r.status, p).toBe(405);
+      expect(r.json.code).toBe('METHOD_NOT_ALLOWED');
+    }
+    // the UI routes by hash: unknown paths are a JSON 404, not its index.html
+    for (const p of ['/jobz', '/api/jobs', '/jobs/']) {
+      const r = await get(p);
+      expect(r.status, p).toBe(404);
+      expect(r.json.code, p).toBe('NOT_FOUND');
+    }
     const kill = await call('POST', `${cluster.web}/taskmanagers/tm-a/kill`);
     expect(kill.status).toBe(403);
     expect(kill.json.code).toBe('CHAOS_DISABLED');
@@ -296,8 +317,18 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
     expect(r.status).toBe(202);
     expect(r.json).toEqual({ jobId, state: 'CANCELED' });
     expect((await cluster.job(jobId)).job.state).toBe('CANCELED');
-    // a savepoint of an ended job is a state conflict
-    expect((await call('POST', `${cluster.web}/jobs/${jobId}/savepoints`)).status).toBe(409);
+    // a savepoint, cancel or stop of an ended job is a state conflict
+    for (const [method, p] of [
+      ['POST', `/jobs/${jobId}/savepoints`],
+      ['PATCH', `/jobs/${jobId}`],
+      ['POST', `/jobs/${jobId}/stop`],
+    ]) {
+      const again = await call(method, `${cluster.web}${p}`);
+      expect(again.status, `${method} ${p}`).toBe(409);
+      expect(again.json.code).toBe('JOB_NOT_RUNNING');
+      expect(again.json.message).toContain('CANCELED');
+    }
+    expect((await cluster.job(jobId)).job.state).toBe('CANCELED');
   });
 
   it('a running job: rates, checkpoints, dashboard, SSE; a killed TaskManager shows as an exception and a restore; savepoint and stop', async () => {
@@ -325,6 +356,7 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
       }
     }
     const win = live.vertices.find((v) => v.id === 'window') as Vertex;
+    expect(win.name).toBe('Window(tumbling) → Aggregate → Sink: redis');
     expect(win.metrics.watermarkMs).toEqual(expect.any(Number));
     expect(win.metrics.watermarkLagMs).toBeNull(); // a generator is bounded
     const srcEdge = live.edges.find((e) => e.source === 'source' && e.target === 'window');
@@ -369,6 +401,13 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
     expect(sensors.sensors).toHaveLength(5);
     expect(sensors.sensors[0].avg).toBeGreaterThanOrEqual(sensors.sensors[4].avg);
     expect(sensors.sensors[0].fields).toEqual({ sensorId: sensors.sensors[0].key });
+    // the chained redis sink's rows count on the window vertex (which emits nothing downstream)
+    const withRows = (await get(`/jobs/${jobId}`)).json as { vertices: Vertex[] };
+    const winRows = withRows.vertices.find((v) => v.id === 'window') as Vertex;
+    expect(winRows.metrics.rowsWritten).toBeGreaterThan(0);
+    const winSubs = (await get(`/jobs/${jobId}/vertices/window`)).json.subtasks as { rowsWritten: number }[];
+    expect(winSubs).toHaveLength(2);
+    for (const sub of winSubs) expect(sub.rowsWritten).toEqual(expect.any(Number));
     const series = (await get(`/jobs/${jobId}/dashboard/series?key=${sensors.sensors[0].key}`)).json as {
       points: { windowStart: number }[];
     };
@@ -393,6 +432,10 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
       { timeoutMs: 40_000, message: 'the job did not fail over' },
     );
     expect(restored.job.attempt).toBeGreaterThanOrEqual(2);
+    // back to RUNNING: the lost TaskManager is history (the exceptions), not the job's failure
+    expect(restored.job).not.toHaveProperty('failure');
+    const listed = ((await get('/jobs')).json.jobs as { jobId: string }[]).find((j) => j.jobId === jobId);
+    expect(listed).not.toHaveProperty('failure');
     const ex = (await get(`/jobs/${jobId}/exceptions`)).json.exceptions as {
       timeMs: number;
       attempt: number;
@@ -490,8 +533,23 @@ describe('REST API security', () => {
     expect(tm.exited?.signal).toBe('SIGKILL');
   });
 
-  it('without a token on a non-loopback address, mutations are 403 TOKEN_REQUIRED (reads work)', async () => {
+  it('--web-auth reads without a token refuses to start', async () => {
+    const rpc = await freePort();
+    const jm = startProcess(
+      'jm-noauth',
+      ['jobmanager', '--rpc-port', String(rpc), '--web-port', String(await freePort()), '--web-auth', 'reads'],
+      { REDIS_URL: redis.url, FLUXO_CLUSTER_ID: `noauth-${rpc}`, FLUXO_WEB_TOKEN: '' },
+    );
+    procs.push(jm);
+    await jm.waitForExit();
+    expect(jm.exited?.code).toBe(1);
+    expect(jm.describe()).toContain('--web-auth reads needs a token: --web-token-file or FLUXO_WEB_TOKEN');
+  });
+
+  it('without a token on a non-loopback address, mutations are 403 TOKEN_REQUIRED (reads work), and a startup warning says so', async () => {
     const { web } = await startJm(['--web-host', '0.0.0.0'], { FLUXO_WEB_TOKEN: '' });
+    const jm = procs.at(-1) as ManagedProcess;
+    await jm.waitForOutput(/mutations are refused \(403 TOKEN_REQUIRED\)/, 5000);
     const r = await call('POST', `${web}/jobs`, 'name: x', { 'content-type': 'text/plain' });
     expect(r.status).toBe(403);
     expect(r.json.code).toBe('TOKEN_REQUIRED');

@@ -371,7 +371,9 @@ async function runFluxo(cfg, i, reference) {
       if (checksum[k] !== v) problems.push(`checksum ${k} ${checksum[k]} ≠ baseline ${v}`);
   } else problems.push(`no output file ${sinkPath}`);
   if (!keepOutput) {
-    for (const f of readdirSync(DATA)) if (f.startsWith(`out-${tag}.`)) rmSync(join(DATA, f), { force: true });
+    // the outputs and the exactly-once sink's staging folders (.out-<tag>.jsonl.fluxo)
+    for (const f of readdirSync(DATA))
+      if (f.startsWith(`out-${tag}.`) || f.startsWith(`.out-${tag}.`)) rmSync(join(DATA, f), { force: true, recursive: true });
     rmSync(summaryPath, { force: true });
   }
   const jobMs = summary.wallMs;

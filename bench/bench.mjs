@@ -373,7 +373,8 @@ async function runFluxo(cfg, i, reference) {
   if (!keepOutput) {
     // the outputs and the exactly-once sink's staging folders (.out-<tag>.jsonl.fluxo)
     for (const f of readdirSync(DATA))
-      if (f.startsWith(`out-${tag}.`) || f.startsWith(`.out-${tag}.`)) rmSync(join(DATA, f), { force: true, recursive: true });
+      if (f.startsWith(`out-${tag}.`) || f.startsWith(`.out-${tag}.`))
+        rmSync(join(DATA, f), { force: true, recursive: true });
     rmSync(summaryPath, { force: true });
   }
   const jobMs = summary.wallMs;

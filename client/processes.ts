@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { loadClusterConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
-import { JobManager } from '../jobmanager/jobmanager.js';
-import { checkWebAuth, startWebServer } from '../jobmanager/web.js';
-import { TaskManager } from '../taskmanager/taskmanager.js';
+
+// Each process loads only its own side: a TaskManager never loads the JobManager's web server
+// (fastify, prom-client, the dashboard's BullMQ), and the JobManager never loads the task runtime.
 
 /** `fluxo jobmanager`: runs until SIGINT/SIGTERM. */
 export async function runJobManagerProcess(o: {
@@ -26,6 +26,8 @@ export async function runJobManagerProcess(o: {
   if (o.checkpointInterval !== undefined) env.FLUXO_CHECKPOINT_INTERVAL_MS = String(o.checkpointInterval);
   const config = loadClusterConfig(env, { redisUrl: o.redis });
   const log = createLogger('jobmanager');
+  const { JobManager } = await import('../jobmanager/jobmanager.js');
+  const { checkWebAuth, startWebServer } = await import('../jobmanager/web.js');
   const token = readWebToken(o.webTokenFile);
   // refused before anything starts, rather than silently serving reads to everyone
   if (o.webPort > 0) checkWebAuth({ token, authReads: o.webAuth === 'reads' });
@@ -88,6 +90,7 @@ export async function runTaskManagerProcess(o: {
 }): Promise<void> {
   const config = loadClusterConfig();
   const log = createLogger('taskmanager');
+  const { TaskManager } = await import('../taskmanager/taskmanager.js');
   if (o.slots < 1) throw new Error('--slots must be at least 1');
   const tm = new TaskManager({
     jobmanager: o.jobmanager,

@@ -90,7 +90,6 @@ export class OutputGate {
   private readonly byKey = new Map<string, OutputChannel>();
   private readonly all: OutputChannel[] = [];
   private waiter: (() => void) | undefined;
-  recordsOut = 0;
 
   constructor(
     desc: TaskDeploymentDescriptor,
@@ -139,10 +138,16 @@ export class OutputGate {
         b.timestamps.push(ts);
         b.sourceWatermarks.push(sourceWatermark);
       }
-      this.recordsOut++;
       eo.records++;
       if (++ch.batched >= this.config.batchRecords) this.seal(ch);
     }
+  }
+
+  /** Records emitted so far over all output edges (a record sent on two edges counts twice); read per heartbeat, not per record. */
+  get recordsOut(): number {
+    let n = 0;
+    for (const list of this.byTag.values()) for (const eo of list) n += eo.records;
+    return n;
   }
 
   /** Records emitted so far per output edge, by edge id (as a string). */

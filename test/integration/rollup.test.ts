@@ -7,12 +7,11 @@
  * SIGKILLs itself while aligning checkpoint 2 (`FLUXO_FAULTS=crash@alignment:2`) must write
  * exactly the lines of the failure-free run.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster } from '../support/processes.js';
-import { startRedis } from '../support/redis.js';
+import { type FaultCluster, startFaultCluster } from '../support/fault-cluster.js';
+import type { TestCluster } from '../support/processes.js';
 
 const HOUSES = 3;
 const ROOMS = 4; // per house
@@ -68,28 +67,19 @@ function writeInput(dir: string): Map<string, HouseMinute> {
 }
 
 describe('rollups sensor → room → house', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let fc: FaultCluster;
   let cluster: TestCluster;
   let dir: string;
-  let onceDir: string;
   let expected: Map<string, HouseMinute>;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fluxo-rollup-'));
-    onceDir = join(dir, 'once');
-    mkdirSync(onceDir);
+    fc = await startFaultCluster('rollup', FAULT);
+    ({ cluster, dir } = fc);
     expected = writeInput(dir);
-    cluster = await startCluster({ redisUrl: redis.url, clusterId: 'rollup', taskmanagers: [] });
-    await cluster.startTaskManager('tm-1', 1, { FLUXO_FAULTS: FAULT, FLUXO_FAULTS_ONCE_DIR: onceDir });
-    await cluster.startTaskManager('tm-2', 1);
-    await cluster.startTaskManager('tm-3', 1);
   }, 120_000);
 
   afterAll(async () => {
-    await cluster?.stop();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fc?.stop();
   });
 
   function specFile(name: string): string {

@@ -8,13 +8,12 @@
  * and must finish with hashes `killed:<sensor>` equal to those of a failure-free run of the same
  * job (`clean:<sensor>`), whose sums, counts and latest times match an independent computation.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster } from '../support/processes.js';
-import { startRedis } from '../support/redis.js';
+import { type FaultCluster, startFaultCluster } from '../support/fault-cluster.js';
+import type { TestCluster } from '../support/processes.js';
 
 const SENSORS = 150;
 const PER_FILE = 300_000;
@@ -49,31 +48,22 @@ function writeInput(dir: string): Map<string, Expected> {
 }
 
 describe('running-sum recovery', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let fc: FaultCluster;
   let client: Redis;
   let cluster: TestCluster;
   let dir: string;
-  let onceDir: string;
   let expected: Map<string, Expected>;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.url);
-    dir = mkdtempSync(join(tmpdir(), 'fluxo-running-recovery-'));
-    onceDir = join(dir, 'once');
-    mkdirSync(onceDir);
+    fc = await startFaultCluster('running-recovery', FAULT);
+    ({ cluster, dir } = fc);
+    client = new Redis(fc.redis.url);
     expected = writeInput(dir);
-    cluster = await startCluster({ redisUrl: redis.url, clusterId: 'running-recovery', taskmanagers: [] });
-    await cluster.startTaskManager('tm-1', 1, { FLUXO_FAULTS: FAULT, FLUXO_FAULTS_ONCE_DIR: onceDir });
-    await cluster.startTaskManager('tm-2', 1);
-    await cluster.startTaskManager('tm-3', 1);
   }, 120_000);
 
   afterAll(async () => {
-    await cluster?.stop();
     client?.disconnect();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fc?.stop();
   });
 
   function specFile(name: string): string {

@@ -946,8 +946,11 @@ export class JobManager {
         };
       this.rates.forget(`${job.jobId}:${job.attempt - 1}:`);
       job.startedAtMs ??= Date.now();
-      await this.transition(job, 'RUNNING');
+      // the state turns RUNNING synchronously in transition(); the coordinator starts in the same
+      // turn, so a savepoint or checkpoint request never sees a RUNNING job without one
+      const saved = this.transition(job, 'RUNNING');
       if (job.spec.checkpoint && (job.state as JobState) === 'RUNNING') this.startCheckpointing(job, byTm, restored);
+      await saved;
     } finally {
       job.scheduling = false;
     }

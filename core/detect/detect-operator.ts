@@ -28,23 +28,15 @@
  * restore (the buffers, predecessors and statistics are in the key-group snapshots).
  *
  * Timers: a key with pending readings has a timer at the ts of its earliest pending reading
- * (`KeyedTimers`, core/state/keyed-operator.ts, shared with the window operator);
+ * (`BufferedKeyedOperator`, core/state/keyed-operator.ts, shared with the running operator);
  * `processWatermark` only touches keys with due readings. Per reading, the hot path
  * allocates nothing beyond amortised array growth (and a timer bucket when a key's buffer was empty).
  */
 
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
-import { EngineError } from '../errors/index.js';
 import type { DetectRule, DetectSpec, Row, Value } from '../spec/types.js';
 import { EventTimeBuffer } from '../state/event-time-buffer.js';
-import {
-  checkKeyGroupRange,
-  checkOwnedKeyGroup,
-  checkRestoredKey,
-  KeyedTimers,
-  ownedKeyGroup,
-  rowKey,
-} from '../state/keyed-operator.js';
+import { type BufferedKey, BufferedKeyedOperator, checkOwnedKeyGroup } from '../state/keyed-operator.js';
 import { readSnapshotHead, readValues, writeSnapshotHead, writeValues } from '../state/snapshot-values.js';
 
 export interface DetectOperatorConfig {
@@ -84,7 +76,7 @@ export const ALERT_FIELDS = [
 ] as const;
 
 /** The state of one key. Pending readings (their values) wait in `buf`, sorted by (ts, value). */
-class KeyState {
+class KeyState implements BufferedKey<number> {
   /** readings released so far (the EWMA's count) */
   count = 0;
   hasPrev = false;
@@ -114,7 +106,7 @@ const byValue = (a: number, b: number): boolean => a > b;
 const SNAPSHOT_MAGIC = 0x44; // 'D'
 const SNAPSHOT_VERSION = 1;
 
-export class DetectOperator {
+export class DetectOperator extends BufferedKeyedOperator<number, KeyState> {
   readonly metrics: DetectOperatorMetrics = { recordsIn: 0, late: 0, alerts: 0, keys: 0 };
 
   private readonly rules: DetectRule[];
@@ -122,37 +114,18 @@ export class DetectOperator {
   private readonly ewSlot: number[];
   private readonly zscoreRules: number;
   private readonly valueField: string;
-  private readonly singleKeyField: string | null;
-  private readonly keys = new Map<string, KeyState>();
-  private readonly timers = new KeyedTimers<KeyState>();
-  private readonly fireTimer = (ks: KeyState, t: number): void => this.onTimer(ks, t);
-  private wm = Number.NEGATIVE_INFINITY;
-  private restoredWm: number | null = null;
 
   /** @throws EngineError `INTERNAL` for an invalid key-group range */
   constructor(
-    private readonly cfg: DetectOperatorConfig,
+    cfg: DetectOperatorConfig,
     private readonly out: DetectOutput,
   ) {
+    super(cfg, (row, ts, wm) => out.late(row, ts, wm), byValue);
     this.rules = cfg.detect.rules;
     let z = 0;
     this.ewSlot = this.rules.map((r) => (r.type === 'zscore' ? z++ : -1));
     this.zscoreRules = z;
     this.valueField = cfg.detect.valueField;
-    this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
-    checkKeyGroupRange(cfg);
-  }
-
-  /** The operator's current (combined input) watermark; −Infinity initially. */
-  get currentWatermark(): number {
-    return this.wm;
-  }
-
-  /** Readings buffered over all keys, waiting for the watermark (for metrics and tests). */
-  get pendingReadings(): number {
-    let n = 0;
-    for (const ks of this.keys.values()) n += ks.pending;
-    return n;
   }
 
   /**
@@ -165,70 +138,24 @@ export class DetectOperator {
   processElement(row: Row, ts: number, sourceWatermark: number): boolean {
     const value = row[this.valueField];
     if (typeof value !== 'number' || !Number.isFinite(value)) return false;
-    this.metrics.recordsIn++;
-    const effWm = Math.max(sourceWatermark, this.wm);
-    if (ts < effWm) {
-      this.metrics.late++;
-      this.out.late(row, ts, effWm);
-      return true;
-    }
-    const key = rowKey(row, this.singleKeyField, this.cfg.keyFields);
-    let ks = this.keys.get(key);
-    if (ks === undefined) ks = this.newKey(key, row);
-    this.buffer(ks, ts, value);
+    const ks = this.acceptReading(row, ts, sourceWatermark);
+    if (ks !== undefined) this.buffer(ks, ts, value);
     return true;
-  }
-
-  /** The combined input watermark advanced to `wm`: releases every pending reading with ts < wm. Lower or equal values are ignored. */
-  processWatermark(wm: number): void {
-    if (!(wm > this.wm)) return;
-    this.wm = wm;
-    this.timers.fireDue(wm, true, this.fireTimer);
-  }
-
-  /** A key's timer at `t` fired: release its readings with ts < W, unless an earlier timer superseded it. */
-  private onTimer(ks: KeyState, t: number): void {
-    if (ks.timerTs !== t) return;
-    ks.timerTs = Number.NaN;
-    this.release(ks, this.wm);
-  }
-
-  /** The bounded input ended: releases everything (same as `processWatermark(+Infinity)`). */
-  endOfInput(): void {
-    this.processWatermark(Number.POSITIVE_INFINITY);
   }
 
   // ---- buffering and release ----------------------------------------------------------------
 
-  private newKey(key: string, row: Row): KeyState {
-    const kg = ownedKeyGroup(key, this.cfg);
-    const values = this.cfg.keyFields.length > 1 ? this.cfg.keyFields.map((f) => row[f] ?? null) : null;
-    const ks = new KeyState(key, kg, values, this.zscoreRules);
-    this.keys.set(key, ks);
-    this.metrics.keys++;
-    return ks;
+  protected createKey(key: string, keyGroup: number, keyValues: Value[] | null): KeyState {
+    return new KeyState(key, keyGroup, keyValues, this.zscoreRules);
   }
 
-  /** Buffers (ts, value) in (ts, value) order. */
-  private buffer(ks: KeyState, ts: number, value: number): void {
-    if (ks.buf.insert(ts, value, byValue)) this.setTimer(ks, ts);
-  }
-
-  private setTimer(ks: KeyState, t: number): void {
-    if (ks.timerTs === t) return;
-    ks.timerTs = t;
-    this.timers.add(t, ks);
-  }
-
-  /** Evaluates and drops every pending reading of `ks` with ts < wm, then re-arms its timer. */
-  private release(ks: KeyState, wm: number): void {
+  /** Evaluates and drops every pending reading of `ks` with ts < wm. */
+  protected releaseDue(ks: KeyState, wm: number): void {
     const b = ks.buf;
     while (b.pending > 0 && b.headTs < wm) {
       this.evaluate(ks, b.headTs, b.headItem);
       b.shift();
     }
-    const next = b.settle();
-    if (!Number.isNaN(next)) this.setTimer(ks, next);
   }
 
   /** Runs every rule on one released reading, then makes it the predecessor and updates the statistics. */
@@ -367,16 +294,10 @@ export class DetectOperator {
       'detect-operator',
       (got) => `snapshot has ${got} zscore rule statistics, the job's detect step has ${z}`,
     );
-    this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
-    this.wm = this.restoredWm;
+    this.restoreWatermark(wm);
     for (let k = 0; k < keyCount; k++) {
       const key = r.string() ?? '';
-      const vals = readValues(r);
-      checkRestoredKey(key, keyGroup, this.cfg.maxParallelism);
-      if (this.keys.has(key)) throw new EngineError('PROTOCOL', `key '${key}' restored twice`);
-      const ks = new KeyState(key, keyGroup, vals, z);
-      this.keys.set(key, ks);
-      this.metrics.keys++;
+      const ks = this.restoredKey(key, keyGroup, readValues(r));
       ks.count = r.f64();
       ks.hasPrev = r.u8() === 1;
       ks.prevTs = r.f64();
@@ -387,7 +308,7 @@ export class DetectOperator {
         const ts = r.f64();
         ks.buf.append(ts, r.f64());
       }
-      if (n > 0) this.setTimer(ks, ks.buf.headTs);
+      this.restoredPending(ks);
     }
   }
 }

@@ -29,14 +29,7 @@ import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row, Value } from '../spec/types.js';
 import { EventTimeBuffer } from '../state/event-time-buffer.js';
-import {
-  checkKeyGroupRange,
-  checkOwnedKeyGroup,
-  checkRestoredKey,
-  KeyedTimers,
-  ownedKeyGroup,
-  rowKey,
-} from '../state/keyed-operator.js';
+import { type BufferedKey, BufferedKeyedOperator, checkOwnedKeyGroup } from '../state/keyed-operator.js';
 import {
   readSnapshotHead,
   readValue,
@@ -77,7 +70,7 @@ export interface RunningOperatorMetrics {
 /** The output field with the event time (ms) of the latest reading a running row includes. */
 export const UPDATED_AT_FIELD = 'updatedAt';
 
-class KeyState {
+class KeyState implements BufferedKey<Row> {
   readonly acc: number[];
   /** the latest ts added to `acc`; −Infinity before the first */
   maxTs = Number.NEGATIVE_INFINITY;
@@ -102,24 +95,19 @@ class KeyState {
 const SNAPSHOT_MAGIC = 0x52; // 'R'
 const SNAPSHOT_VERSION = 1;
 
-export class RunningOperator {
+export class RunningOperator extends BufferedKeyedOperator<Row, KeyState> {
   readonly metrics: RunningOperatorMetrics = { recordsIn: 0, late: 0, updates: 0, keys: 0 };
 
   private readonly layout: AggregateLayout;
   /** the distinct aggregate input fields a pending reading keeps */
   private readonly inputs: string[];
-  private readonly singleKeyField: string | null;
-  private readonly keys = new Map<string, KeyState>();
-  private readonly timers = new KeyedTimers<KeyState>();
-  private readonly fireTimer = (ks: KeyState, t: number): void => this.onTimer(ks, t);
-  private wm = Number.NEGATIVE_INFINITY;
-  private restoredWm: number | null = null;
 
   /** @throws EngineError `SPEC_INVALID` for invalid aggregates, `INTERNAL` for an invalid key-group range */
   constructor(
-    private readonly cfg: RunningOperatorConfig,
+    cfg: RunningOperatorConfig,
     private readonly out: RunningOutput,
   ) {
+    super(cfg, (row, ts, wm) => out.late(row, ts, wm));
     this.layout = compileAggregates(cfg.aggregates);
     if (this.layout.stride > 255)
       throw new EngineError(
@@ -127,20 +115,6 @@ export class RunningOperator {
         `running: too many aggregates (${this.layout.stride} state slots, max 255)`,
       );
     this.inputs = [...new Set(cfg.aggregates.flatMap((a) => (a.field === undefined ? [] : [a.field])))];
-    this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
-    checkKeyGroupRange(cfg);
-  }
-
-  /** The operator's current (combined input) watermark; −Infinity initially. */
-  get currentWatermark(): number {
-    return this.wm;
-  }
-
-  /** Readings buffered over all keys, waiting for the watermark. */
-  get pendingReadings(): number {
-    let n = 0;
-    for (const ks of this.keys.values()) n += ks.pending;
-    return n;
   }
 
   /**
@@ -150,29 +124,8 @@ export class RunningOperator {
    * @throws EngineError `INTERNAL` if the record's key group is not owned by this subtask
    */
   processElement(row: Row, ts: number, sourceWatermark: number): void {
-    this.metrics.recordsIn++;
-    const effWm = Math.max(sourceWatermark, this.wm);
-    if (ts < effWm) {
-      this.metrics.late++;
-      this.out.late(row, ts, effWm);
-      return;
-    }
-    const key = rowKey(row, this.singleKeyField, this.cfg.keyFields);
-    let ks = this.keys.get(key);
-    if (ks === undefined) ks = this.newKey(key, row);
-    this.buffer(ks, ts, this.project(row));
-  }
-
-  /** The combined input watermark advanced to `wm`: adds every pending reading with ts < wm. Lower or equal values are ignored. */
-  processWatermark(wm: number): void {
-    if (!(wm > this.wm)) return;
-    this.wm = wm;
-    this.timers.fireDue(wm, true, this.fireTimer);
-  }
-
-  /** The bounded input ended: adds everything (same as `processWatermark(+Infinity)`). */
-  endOfInput(): void {
-    this.processWatermark(Number.POSITIVE_INFINITY);
+    const ks = this.acceptReading(row, ts, sourceWatermark);
+    if (ks !== undefined) this.buffer(ks, ts, this.project(row));
   }
 
   /** The current row of `key` (as last emitted), or undefined when it has none yet (tests, diagnostics). */
@@ -181,19 +134,8 @@ export class RunningOperator {
     return ks === undefined || ks.maxTs === Number.NEGATIVE_INFINITY ? undefined : this.resultRow(ks);
   }
 
-  private onTimer(ks: KeyState, t: number): void {
-    if (ks.timerTs !== t) return;
-    ks.timerTs = Number.NaN;
-    this.release(ks, this.wm);
-  }
-
-  private newKey(key: string, row: Row): KeyState {
-    const kg = ownedKeyGroup(key, this.cfg);
-    const values = this.cfg.keyFields.length > 1 ? this.cfg.keyFields.map((f) => row[f] ?? null) : null;
-    const ks = new KeyState(key, kg, values, this.layout);
-    this.keys.set(key, ks);
-    this.metrics.keys++;
-    return ks;
+  protected createKey(key: string, keyGroup: number, keyValues: Value[] | null): KeyState {
+    return new KeyState(key, keyGroup, keyValues, this.layout);
   }
 
   /** The aggregate inputs of a reading (what a pending reading keeps, and its snapshot holds). */
@@ -203,19 +145,8 @@ export class RunningOperator {
     return p;
   }
 
-  /** Buffers a reading in ts order, after readings of equal ts. */
-  private buffer(ks: KeyState, ts: number, row: Row): void {
-    if (ks.buf.insert(ts, row)) this.setTimer(ks, ts);
-  }
-
-  private setTimer(ks: KeyState, t: number): void {
-    if (ks.timerTs === t) return;
-    ks.timerTs = t;
-    this.timers.add(t, ks);
-  }
-
-  /** Adds every pending reading of `ks` with ts < wm, emitting after the last of each distinct ts; re-arms the timer. */
-  private release(ks: KeyState, wm: number): void {
+  /** Adds every pending reading of `ks` with ts < wm, emitting after the last of each distinct ts. */
+  protected releaseDue(ks: KeyState, wm: number): void {
     const b = ks.buf;
     while (b.pending > 0 && b.headTs < wm) {
       const ts = b.headTs;
@@ -224,8 +155,6 @@ export class RunningOperator {
       b.shift();
       if (b.pending === 0 || b.headTs !== ts) this.emit(ks);
     }
-    const next = b.settle();
-    if (!Number.isNaN(next)) this.setTimer(ks, next);
   }
 
   private resultRow(ks: KeyState): Row {
@@ -292,17 +221,11 @@ export class RunningOperator {
       'running-operator',
       (got) => `snapshot has ${got} accumulator slots per key, the job's running step needs ${stride}`,
     );
-    this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
-    this.wm = this.restoredWm;
+    this.restoreWatermark(wm);
     const inputs = this.inputs;
     for (let k = 0; k < keyCount; k++) {
       const key = r.string() ?? '';
-      const vals = readValues(r);
-      checkRestoredKey(key, keyGroup, this.cfg.maxParallelism);
-      if (this.keys.has(key)) throw new EngineError('PROTOCOL', `key '${key}' restored twice`);
-      const ks = new KeyState(key, keyGroup, vals, this.layout);
-      this.keys.set(key, ks);
-      this.metrics.keys++;
+      const ks = this.restoredKey(key, keyGroup, readValues(r));
       ks.maxTs = r.f64();
       for (let i = 0; i < stride; i++) ks.acc[i] = r.f64();
       const n = r.u32();
@@ -312,7 +235,7 @@ export class RunningOperator {
         for (let f = 0; f < inputs.length; f++) row[inputs[f]] = readValue(r);
         ks.buf.append(ts, row);
       }
-      if (n > 0) this.setTimer(ks, ks.buf.headTs);
+      this.restoredPending(ks);
     }
   }
 }

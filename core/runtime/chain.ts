@@ -115,14 +115,7 @@ class WindowDownstream extends KeyedDownstream<WindowOperator> {
     super(desc, next, counters);
     const calendar = calendarPeriodsOf(o.window);
     this.op = new WindowOperator(
-      {
-        window: o.window,
-        aggregates: o.aggregates,
-        keyFields: o.keyFields,
-        maxParallelism: desc.graph.maxParallelism,
-        keyGroupStart: this.keyGroups.start,
-        keyGroupEnd: this.keyGroups.end,
-      },
+      { window: o.window, aggregates: o.aggregates, ...this.keyedConfig(desc, o.keyFields) },
       {
         emit: (row) => {
           if (calendar) row[LOCAL_DATE_FIELD] = calendar.localDate(row.windowStart as number);

@@ -23,13 +23,7 @@ export class DetectDownstream extends KeyedDownstream<DetectOperator> {
   ) {
     super(desc, next, counters);
     this.op = new DetectOperator(
-      {
-        detect: o.detect,
-        keyFields: o.keyFields,
-        maxParallelism: desc.graph.maxParallelism,
-        keyGroupStart: this.keyGroups.start,
-        keyGroupEnd: this.keyGroups.end,
-      },
+      { detect: o.detect, ...this.keyedConfig(desc, o.keyFields) },
       {
         emit: (row) => next.processElement(row, row.ts as number, this.wm),
         late: this.lateOutput(gate),

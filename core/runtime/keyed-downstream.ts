@@ -1,5 +1,6 @@
 import type { TaskDeploymentDescriptor } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
+import type { KeyedOperatorConfig } from '../state/keyed-operator.js';
 import { keyGroupRange } from '../state/keygroups.js';
 import { keyGroupOfPart, keyGroupParts } from '../state/snapshot-values.js';
 import type { OutputGate } from './output.js';
@@ -37,6 +38,15 @@ export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downs
   }
   /** the keyed vertex (`window`, `window-2`…): the prefix of its state parts */
   private readonly vertexId: string;
+  /** The operator's key fields and the key groups this subtask owns. */
+  protected keyedConfig(desc: TaskDeploymentDescriptor, keyFields: string[]): KeyedOperatorConfig {
+    return {
+      keyFields,
+      maxParallelism: desc.graph.maxParallelism,
+      keyGroupStart: this.keyGroups.start,
+      keyGroupEnd: this.keyGroups.end,
+    };
+  }
   abstract processElement(row: Row, ts: number, swm: number): void;
   /** Copies the operator's metrics into the task counters (operators with more extend it). */
   sync(): void {

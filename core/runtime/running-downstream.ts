@@ -21,13 +21,7 @@ export class RunningDownstream extends KeyedDownstream<RunningOperator> {
   ) {
     super(desc, next, counters);
     this.op = new RunningOperator(
-      {
-        aggregates: o.aggregates,
-        keyFields: o.keyFields,
-        maxParallelism: desc.graph.maxParallelism,
-        keyGroupStart: this.keyGroups.start,
-        keyGroupEnd: this.keyGroups.end,
-      },
+      { aggregates: o.aggregates, ...this.keyedConfig(desc, o.keyFields) },
       {
         emit: (row) => next.processElement(row, row[UPDATED_AT_FIELD] as number, this.wm),
         late: this.lateOutput(gate),

@@ -37,14 +37,7 @@
 import { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { AggregateSpec, Row, Value, WindowSpec } from '../spec/types.js';
-import {
-  checkKeyGroupRange,
-  checkOwnedKeyGroup,
-  checkRestoredKey,
-  KeyedTimers,
-  ownedKeyGroup,
-  rowKey,
-} from '../state/keyed-operator.js';
+import { checkOwnedKeyGroup, type KeyEntry, KeyedOperator } from '../state/keyed-operator.js';
 import { readSnapshotHead, readValues, writeSnapshotHead, writeValues } from '../state/snapshot-values.js';
 import { type AggregateLayout, compileAggregates } from './aggregates.js';
 import { createAssigner, type WindowAssigner } from './assigners.js';
@@ -80,7 +73,7 @@ export interface WindowOperatorMetrics {
 }
 
 /** Open windows of one key. `acc` holds `n · stride` doubles in the order of `starts`. */
-class KeyWindows {
+class KeyWindows implements KeyEntry {
   n = 0;
   readonly starts: number[] = [];
   readonly ends: number[] = [];
@@ -109,7 +102,7 @@ const SNAPSHOT_VERSION = 3;
  */
 export const UPDATE_FIELD = 'update';
 
-export class WindowOperator {
+export class WindowOperator extends KeyedOperator<KeyWindows> {
   readonly metrics: WindowOperatorMetrics = { recordsIn: 0, late: 0, windowsEmitted: 0, keys: 0 };
 
   private readonly assigner: WindowAssigner;
@@ -117,22 +110,19 @@ export class WindowOperator {
   private readonly stride: number;
   private readonly latenessMs: number;
   private readonly keyFields: string[];
-  private readonly singleKeyField: string | null;
-  private readonly keys = new Map<string, KeyWindows>();
-  private readonly timers = new KeyedTimers<KeyWindows>();
-  private readonly fireTimer = (kw: KeyWindows, time: number): void => this.fire(kw, time);
   private readonly starts: number[];
-  private wm = Number.NEGATIVE_INFINITY;
-  private restoredWm: number | null = null;
+  declare protected readonly cfg: WindowOperatorConfig;
 
   /**
    * @throws EngineError `SPEC_INVALID` for an invalid window or aggregate spec, or
-   *   `allowedLatenessMs` negative, or > 0 with session windows (not supported yet)
+   *   `allowedLatenessMs` negative, or > 0 with session windows (not supported yet);
+   *   `INTERNAL` for an invalid key-group range
    */
   constructor(
-    private readonly cfg: WindowOperatorConfig,
+    cfg: WindowOperatorConfig,
     private readonly out: WindowOutput,
   ) {
+    super(cfg, false);
     this.assigner = createAssigner(cfg.window);
     this.aggs = compileAggregates(cfg.aggregates);
     this.stride = this.aggs.stride;
@@ -147,14 +137,7 @@ export class WindowOperator {
       );
     }
     this.keyFields = cfg.keyFields;
-    this.singleKeyField = cfg.keyFields.length === 1 ? cfg.keyFields[0] : null;
     this.starts = new Array<number>(this.assigner.maxWindowsPerElement).fill(0);
-    checkKeyGroupRange(cfg);
-  }
-
-  /** The operator's current (combined input) watermark; −Infinity initially. */
-  get currentWatermark(): number {
-    return this.wm;
   }
 
   /** Number of open windows over all keys (for metrics and tests). */
@@ -172,9 +155,7 @@ export class WindowOperator {
    */
   processElement(row: Row, ts: number, sourceWatermark: number): void {
     this.metrics.recordsIn++;
-    const key = rowKey(row, this.singleKeyField, this.keyFields);
-    let kw = this.keys.get(key);
-    if (kw === undefined) kw = this.newKey(key, row);
+    const kw = this.keyState(row);
     const effWm = Math.max(sourceWatermark, this.wm);
     if (this.assigner.merging) {
       this.addToSession(kw, row, ts, effWm);
@@ -207,27 +188,12 @@ export class WindowOperator {
     }
   }
 
-  /** The combined input watermark advanced to `wm`: fires every window with end ≤ wm, in order of (windowEnd, key). Lower or equal values are ignored. */
-  processWatermark(wm: number): void {
-    if (!(wm > this.wm)) return;
-    this.wm = wm;
-    this.timers.fireDue(wm, false, this.fireTimer);
-  }
-
-  /** Fires every open window (the bounded input ended): same as `processWatermark(+Infinity)`. */
-  endOfInput(): void {
-    this.processWatermark(Number.POSITIVE_INFINITY);
-  }
+  // processWatermark (KeyedOperator) fires every window with end ≤ wm, in order of (windowEnd, key)
 
   // ---- state helpers ------------------------------------------------------------------------
 
-  private newKey(key: string, row: Row): KeyWindows {
-    const kg = ownedKeyGroup(key, this.cfg);
-    const values = this.keyFields.length > 1 ? this.keyFields.map((f) => row[f] ?? null) : null;
-    const kw = new KeyWindows(key, kg, values);
-    this.keys.set(key, kw);
-    this.metrics.keys++;
-    return kw;
+  protected createKey(key: string, keyGroup: number, keyValues: Value[] | null): KeyWindows {
+    return new KeyWindows(key, keyGroup, keyValues);
   }
 
   /** Index of the window of `kw` starting at `start`, creating it (sorted by start) if absent. */
@@ -290,7 +256,7 @@ export class WindowOperator {
   }
 
   /** Timer `time` of `kw` is due: fire the window ending at `time`, and/or drop one past its lateness. */
-  private fire(kw: KeyWindows, time: number): void {
+  protected onTimer(kw: KeyWindows, time: number): void {
     const lateness = this.latenessMs;
     for (let i = 0; i < kw.n; i++) {
       const end = kw.ends[i];
@@ -431,18 +397,10 @@ export class WindowOperator {
       'window-operator',
       (got) => `snapshot accumulator stride ${got} does not match the job's aggregates (${stride})`,
     );
-    this.restoredWm = this.restoredWm === null ? wm : Math.min(this.restoredWm, wm);
-    this.wm = this.restoredWm;
+    this.restoreWatermark(wm);
     for (let k = 0; k < keyCount; k++) {
       const key = r.string() ?? '';
-      const vals = readValues(r);
-      checkRestoredKey(key, keyGroup, this.cfg.maxParallelism);
-      let kw = this.keys.get(key);
-      if (kw === undefined) {
-        kw = new KeyWindows(key, keyGroup, vals);
-        this.keys.set(key, kw);
-        this.metrics.keys++;
-      }
+      const kw = this.restoredKey(key, keyGroup, readValues(r), true);
       const n = r.u32();
       for (let i = 0; i < n; i++) {
         const start = r.f64();

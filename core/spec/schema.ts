@@ -16,6 +16,7 @@
  *     parallelism: 4             # optional, on filter / map / window steps
  *   - aggregate: { count: "count()", avg: "avg(temperature)" }
  * sink: { type: file, path: out/x.jsonl }    # | { type: stdout } | { type: redis, keyPrefix, url? }
+ * reactive: { maxParallelism: 8 }            # optional: caps the parallelism reactive mode gives the job
  * deadLetter: { type: file, path: ... }      # optional; or stdout, or { type: redis-stream, stream, url? }
  * lateData: { type: file, path: ... }        # optional; or stdout, redis-stream, bullmq
  * ```
@@ -286,6 +287,8 @@ const topSchema = z.strictObject({
       mode: z.enum(['exactly-once', 'at-least-once']).default('exactly-once'),
     })
     .optional(),
+  // reactive mode's cap (JobManager `--scheduler reactive`, jobmanager/reactive.ts)
+  reactive: z.strictObject({ maxParallelism: posInt().optional() }).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1086,6 +1089,11 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
   const maxParallelism = top?.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
   if (top && top.parallelism > maxParallelism)
     problems.add(['parallelism'], `must be at most maxParallelism (${maxParallelism})`);
+  if (top?.reactive?.maxParallelism !== undefined && top.reactive.maxParallelism > maxParallelism)
+    problems.add(
+      ['reactive', 'maxParallelism'],
+      `must be at most maxParallelism (${maxParallelism}): a keyed step cannot run more subtasks than there are key groups`,
+    );
   if (top?.restart) {
     // the strategy checks its own fields, also for a job that has no checkpoint: block (the
     // cluster's checkpoint defaults may apply to it)
@@ -1136,6 +1144,9 @@ export function parseJobSpec(raw: unknown, opts: ParseJobSpecOptions = {}): JobS
     lateData,
     ...(top.checkpoint ? { checkpoint: top.checkpoint } : {}),
     ...(top.restart ? { restart: top.restart } : {}),
+    ...(top.reactive
+      ? { reactive: top.reactive.maxParallelism === undefined ? {} : { maxParallelism: top.reactive.maxParallelism } }
+      : {}),
   };
 }
 

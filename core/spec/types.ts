@@ -351,6 +351,13 @@ export interface JobSpec {
     tolerableFailures: number;
     mode: 'exactly-once' | 'at-least-once';
   };
+  /**
+   * Reactive mode (a JobManager started with `--scheduler reactive`, jobmanager/reactive.ts): the
+   * job's keyed steps run at as many subtasks as there are slots for it, at most
+   * `maxParallelism` (a positive integer ≤ the job's `maxParallelism`; default: the job's
+   * `maxParallelism`, the number of key groups). Ignored by the default scheduler. Absent = no cap.
+   */
+  reactive?: { maxParallelism?: number };
 }
 
 /** A rejected input line, as written to the dead-letter output. */

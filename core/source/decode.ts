@@ -55,6 +55,33 @@ export function checkRules(rules: Rule[], row: Row): string | null {
   return null;
 }
 
+/**
+ * Appends one of the rows a line melts into (with its event time `ts`), once it passes the
+ * validate rules. A line is all or nothing: when a row fails, every row of the line appended so
+ * far (those from index `first` on) is taken back, and the reason is returned for the dead letter.
+ * @returns null when appended, else the failed rule's reason
+ */
+export function pushMeltedRow(
+  rules: Rule[],
+  row: Row,
+  ts: number,
+  rows: Row[],
+  timestamps: number[],
+  first: number,
+): string | null {
+  if (rules.length > 0) {
+    const bad = checkRules(rules, row);
+    if (bad !== null) {
+      rows.length = first;
+      timestamps.length = first;
+      return bad;
+    }
+  }
+  rows.push(row);
+  timestamps.push(ts);
+  return null;
+}
+
 /** Marker toNumber returns for text that is not a number. */
 export const NUM_ERR = Symbol('bad number');
 
@@ -366,16 +393,8 @@ export class LineDecoder {
       row[melt.nameField] = this.meltNames[j] as string;
       row[melt.valueField] = values[j] as Value;
       row[this.tsOut] = ts;
-      if (this.rules.length > 0) {
-        const bad = checkRules(this.rules, row);
-        if (bad !== null) {
-          rows.length = first;
-          timestamps.length = first;
-          return bad;
-        }
-      }
-      rows.push(row);
-      timestamps.push(ts);
+      const bad = pushMeltedRow(this.rules, row, ts, rows, timestamps, first);
+      if (bad !== null) return bad;
     }
     return null;
   }

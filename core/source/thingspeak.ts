@@ -21,7 +21,7 @@ import { thingSpeakCsvHeader } from '../spec/thingspeak.js';
 import type { FieldType, FileSourceSpec, Row, ThingSpeakFieldSpec, Value } from '../spec/types.js';
 import { compileTimestampParser, type TimestampParser } from '../time/timestamps.js';
 import { splitCells } from './csv.js';
-import { checkRules, compileRules, NUM_ERR, toNumber } from './decode.js';
+import { checkRules, compileRules, NUM_ERR, pushMeltedRow, toNumber } from './decode.js';
 import { LineReader } from './lines.js';
 
 /** The channel id a file stands for when nothing names one: its name without `.gz` / extension. */
@@ -268,16 +268,8 @@ export class ThingSpeakEntryDecoder {
       row[nameField] = names[j] as string;
       row[valueField] = values[j] as Value;
       row[this.tsOut] = ts;
-      if (this.rules.length > 0) {
-        const bad = checkRules(this.rules, row);
-        if (bad !== null) {
-          rows.length = first;
-          timestamps.length = first;
-          return bad;
-        }
-      }
-      rows.push(row);
-      timestamps.push(ts);
+      const bad = pushMeltedRow(this.rules, row, ts, rows, timestamps, first);
+      if (bad !== null) return bad;
     }
     return null;
   }

@@ -8,14 +8,13 @@
  * and EWMA statistics, the file sink's committed length) and must finish with exactly the alerts
  * of a failure-free run, computed by `runJobLocally` at parallelism 1 in this process.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobLocally } from '../../core/runtime/local.js';
 import { parseJobSpec } from '../../core/spec/schema.js';
-import { startCluster, type TestCluster } from '../support/processes.js';
-import { startRedis } from '../support/redis.js';
+import { type FaultCluster, startFaultCluster } from '../support/fault-cluster.js';
+import type { TestCluster } from '../support/processes.js';
 
 const SENSORS = 200;
 const PER_FILE = 400_000;
@@ -75,27 +74,18 @@ const rowsOf = (path: string): string[] =>
     .sort();
 
 describe('detect recovery', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let fc: FaultCluster;
   let cluster: TestCluster;
   let dir: string;
-  let onceDir: string;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fluxo-detect-recovery-'));
-    onceDir = join(dir, 'once');
-    mkdirSync(onceDir);
+    fc = await startFaultCluster('detect-recovery', FAULT);
+    ({ cluster, dir } = fc);
     writeInput(dir);
-    cluster = await startCluster({ redisUrl: redis.url, clusterId: 'detect-recovery', taskmanagers: [] });
-    await cluster.startTaskManager('tm-1', 1, { FLUXO_FAULTS: FAULT, FLUXO_FAULTS_ONCE_DIR: onceDir });
-    await cluster.startTaskManager('tm-2', 1);
-    await cluster.startTaskManager('tm-3', 1);
-  });
+  }, 120_000);
 
   afterAll(async () => {
-    await cluster?.stop();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fc?.stop();
   });
 
   it('a detect job SIGKILLed mid-run commits exactly the alerts of a failure-free run', async () => {
@@ -112,9 +102,10 @@ describe('detect recovery', () => {
     const done = await cluster.waitForState(jobId, 'FINISHED', 120_000);
 
     // the fault fired in tm-1 and killed it; the job failed over once, from a checkpoint
-    expect(existsSync(join(onceDir, FAULT.replace(/[^A-Za-z0-9_.-]/g, '_'))), cluster.tms.get('tm-1')?.describe()).toBe(
-      true,
-    );
+    expect(
+      existsSync(join(fc.onceDir, FAULT.replace(/[^A-Za-z0-9_.-]/g, '_'))),
+      cluster.tms.get('tm-1')?.describe(),
+    ).toBe(true);
     expect(cluster.tms.get('tm-1')?.exited?.signal).toBe('SIGKILL');
     expect(done.job.attempt).toBe(2);
     const exceptions = (done as unknown as { exceptions: { reason: string }[] }).exceptions;

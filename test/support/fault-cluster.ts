@@ -14,6 +14,8 @@ export interface FaultCluster {
   cluster: TestCluster;
   /** a fresh temp folder for the test's inputs and outputs, removed by `stop` */
   dir: string;
+  /** where tm-1's fault leaves its marker file once it fired (`FLUXO_FAULTS_ONCE_DIR`) */
+  onceDir: string;
   /** stops the processes and Redis, removes `dir`; safe after a partly failed start */
   stop(): Promise<void>;
 }
@@ -39,5 +41,5 @@ export async function startFaultCluster(clusterId: string, fault: string): Promi
     await stop();
     throw err;
   }
-  return { redis, cluster, dir, stop };
+  return { redis, cluster, dir, onceDir, stop };
 }

@@ -68,6 +68,20 @@ program
     'checkpoint jobs whose spec has no checkpoint: block every <ms> (env FLUXO_CHECKPOINT_INTERVAL_MS; other FLUXO_CHECKPOINT_* settings in the README)',
     positiveInt('--checkpoint-interval', 1),
   )
+  .addOption(
+    new Option(
+      '--scheduler <kind>',
+      'reactive: jobs with checkpoints rescale to the slots the TaskManagers offer (Flink Reactive Mode; deploy/README.md)',
+    )
+      .choices(['default', 'reactive'])
+      .default('default'),
+  )
+  .option(
+    '--resource-stabilization-timeout <ms>',
+    'reactive mode: wait until no TaskManager joined for <ms> before scaling jobs up',
+    positiveInt('--resource-stabilization-timeout'),
+    3000,
+  )
   .action(
     async (o: {
       host: string;
@@ -79,6 +93,8 @@ program
       chaos: boolean;
       redis: string;
       checkpointInterval?: number;
+      scheduler: 'default' | 'reactive';
+      resourceStabilizationTimeout: number;
     }) => {
       const { runJobManagerProcess } = await import('./processes.js');
       await runJobManagerProcess(o);

@@ -21,6 +21,10 @@ export async function runJobManagerProcess(o: {
   redis: string;
   /** cluster default checkpoint interval, ms; overrides env FLUXO_CHECKPOINT_INTERVAL_MS */
   checkpointInterval?: number;
+  /** `reactive`: jobs rescale to the available slots (jobmanager/reactive.ts). Default `default` */
+  scheduler?: 'default' | 'reactive';
+  /** reactive mode: ms without a TaskManager joining before jobs scale up. Default 3000 */
+  resourceStabilizationTimeout?: number;
 }): Promise<void> {
   const env = { ...process.env };
   if (o.checkpointInterval !== undefined) env.FLUXO_CHECKPOINT_INTERVAL_MS = String(o.checkpointInterval);
@@ -31,7 +35,14 @@ export async function runJobManagerProcess(o: {
   const token = readWebToken(o.webTokenFile);
   // refused before anything starts, rather than silently serving reads to everyone
   if (o.webPort > 0) checkWebAuth({ token, authReads: o.webAuth === 'reads' });
-  const jm = new JobManager({ host: o.host, rpcPort: o.rpcPort, config, log });
+  const jm = new JobManager({
+    host: o.host,
+    rpcPort: o.rpcPort,
+    config,
+    log,
+    scheduler: o.scheduler,
+    resourceStabilizationMs: o.resourceStabilizationTimeout,
+  });
   await jm.start();
   const webHost = o.webHost ?? '127.0.0.1';
   const web =

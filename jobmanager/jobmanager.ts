@@ -8,7 +8,7 @@ import { redactUrl } from '../core/config/local-redis.js';
 import { EngineError } from '../core/errors/index.js';
 import { buildJobGraph, isKeyedVertex, outputPaths, slotsNeeded } from '../core/graph/build.js';
 import { buildDeployment, type SlotRef } from '../core/graph/deploy.js';
-import type { JobGraph, TaskDeploymentDescriptor } from '../core/graph/types.js';
+import { type JobGraph, sinkEpoch, type TaskDeploymentDescriptor } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
 import { type RestartStrategy, type RestartStrategyConfig, restartStrategy } from '../core/restart/strategies.js';
 import {
@@ -40,7 +40,17 @@ import type { TaskCounters } from '../core/runtime/transport.js';
 import type { JobSpec } from '../core/spec/types.js';
 import { keyGroupRange } from '../core/state/keygroups.js';
 import { JobCheckpointing } from './checkpointing.js';
+import { commitOrphanedSinkParts, orphanedSinkParts } from './orphaned-sinks.js';
 import { RateTracker, type SubtaskRates } from './rates.js';
+import {
+  DEFAULT_RESOURCE_STABILIZATION_MS,
+  reactiveShape,
+  reactiveSpec,
+  rescaleReason,
+  type SchedulerKind,
+  StabilizationTimer,
+  targetParallelism,
+} from './reactive.js';
 import { JobStore } from './store.js';
 
 /** Options of `fluxo jobmanager`. */
@@ -53,6 +63,16 @@ export interface JobManagerOptions {
   log: Logger;
   /** how long a job waits for enough free slots before it fails with NO_RESOURCES. Default: config.slotWaitMs */
   slotWaitMs?: number;
+  /**
+   * `reactive`: jobs with checkpoints rescale to the slots the cluster has (Flink's Reactive Mode;
+   * rules in jobmanager/reactive.ts). Default `default`: every job runs at its spec's parallelism.
+   */
+  scheduler?: SchedulerKind;
+  /**
+   * Reactive mode: how long no TaskManager must have joined before running jobs scale up, ms
+   * (Flink's `jobmanager.adaptive-scheduler.resource-stabilization-timeout`). Default 3000
+   */
+  resourceStabilizationMs?: number;
 }
 
 interface TaskManagerEntry {
@@ -115,6 +135,10 @@ interface Job {
   startedAtMs?: number;
   /** the checkpoint (or savepoint) the latest attempt restored, when it restored one */
   latestRestore?: LatestRestore;
+  /** reactive mode: why the next attempt is deployed at another parallelism, and the slots it may take */
+  rescale?: { cause: string; slots: number };
+  /** `fluxo stop` (drain) was asked: the sources are ending their input */
+  draining?: boolean;
 }
 
 /** What a job attempt restored from (REST `latestRestore`). */
@@ -177,6 +201,8 @@ export class JobManager {
   private readonly rates = new RateTracker();
   private monitor: NodeJS.Timeout | undefined;
   private port = 0;
+  /** reactive mode: debounces TaskManagers joining before running jobs scale up */
+  private readonly stabilization: StabilizationTimer | undefined;
 
   constructor(private readonly opts: JobManagerOptions) {
     this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);
@@ -186,6 +212,19 @@ export class JobManager {
       redis: this.checkpointRedis,
       keyPrefix: checkpointKeyPrefix(opts.config.clusterId),
     });
+    if (opts.scheduler === 'reactive')
+      this.stabilization = new StabilizationTimer({
+        delayMs: opts.resourceStabilizationMs ?? DEFAULT_RESOURCE_STABILIZATION_MS,
+        onStable: (causes) => void this.scaleUp(causes.join(', ')),
+      });
+    if (this.stabilization)
+      opts.log.info(
+        {
+          scheduler: 'reactive',
+          resourceStabilizationMs: opts.resourceStabilizationMs ?? DEFAULT_RESOURCE_STABILIZATION_MS,
+        },
+        'reactive mode: jobs rescale to the slots available',
+      );
   }
 
   get rpcPort(): number {
@@ -290,6 +329,7 @@ export class JobManager {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
+    this.stabilization?.cancel();
     for (const tm of this.tms.values()) {
       tm.heartbeat?.end();
       tm.client.close();
@@ -403,6 +443,7 @@ export class JobManager {
     const tmIds = new Set(
       [...job.tasks.values()].filter((t) => t.desc.vertexId === 'source').map((t) => t.taskmanagerId),
     );
+    job.draining = true; // a reactive rescale would restart the sources
     await Promise.all(
       [...tmIds].map((id) =>
         unary(this.tmClient(id), 'stopSources', { jobId: job.jobId, attempt: job.attempt }, `TaskManager ${id}`),
@@ -691,6 +732,7 @@ export class JobManager {
       'taskmanager registered',
     );
     this.wakeWaiters();
+    this.stabilization?.poke('TaskManagers joined');
     return {
       clusterId: this.opts.config.clusterId,
       heartbeatIntervalMs: this.opts.config.heartbeatIntervalMs,
@@ -747,6 +789,7 @@ export class JobManager {
       if (
         job.state === 'CREATED' &&
         job.waitingSince &&
+        !this.isReactive(job) && // reactive jobs wait for slots as long as it takes (Flink's resource-wait-timeout -1)
         now - job.waitingSince > (this.opts.slotWaitMs ?? this.opts.config.slotWaitMs)
       ) {
         void this.endJob(job, 'FAILED', `NO_RESOURCES: ${job.waitingFor}`);
@@ -844,12 +887,91 @@ export class JobManager {
       { jobId, name: spec.name, slots: slotsNeeded(graph), fromSavepoint: fromSavepoint || undefined },
       'job submitted',
     );
+    if (this.opts.scheduler === 'reactive' && !spec.checkpoint)
+      this.opts.log.warn(
+        { jobId, parallelism: spec.parallelism },
+        'job is not reactive: without a checkpoint: block a rescale would lose its state; it keeps its parallelism',
+      );
     void this.schedule(job);
     return { jobId };
   }
 
   private wakeWaiters(): void {
     for (const job of this.jobs.values()) if (job.state === 'CREATED') void this.schedule(job);
+  }
+
+  /** Reactive mode applies to the job: the cluster runs `--scheduler reactive` and the job has checkpoints. */
+  private isReactive(job: Job): boolean {
+    return this.opts.scheduler === 'reactive' && job.spec.checkpoint !== undefined;
+  }
+
+  /** Slots the job holds now. */
+  private heldSlots(job: Job): number {
+    let n = 0;
+    for (const tm of this.tms.values()) for (const jid of tm.used.values()) if (jid === job.jobId) n++;
+    return n;
+  }
+
+  /**
+   * Reactive mode, before a job is deployed: sets its spec and graph to the target parallelism for
+   * `free` slots (at most `job.rescale.slots` when a scale-up reserved them), and adds an
+   * exceptions entry (`rescale 3 → 2: TaskManagers left`) when an earlier attempt ran at another.
+   * Synchronous, so the slots it counted are still free when schedule() reserves them.
+   * @returns `deploy`; `wait` when too few slots are free (`waitingFor` says for what); else why
+   *   the job cannot be deployed at that parallelism (it must fail)
+   */
+  private applyReactiveParallelism(job: Job, free: number): string {
+    const budget = Math.min(free, job.rescale?.slots ?? free);
+    const target = targetParallelism(reactiveShape(job.spec, job.graph), budget);
+    if ('minSlots' in target) {
+      job.waitingSince ??= Date.now();
+      job.waitingFor = `waiting for slots: needs at least ${target.minSlots} (one per source split), ${free} free`;
+      this.opts.log.info({ jobId: job.jobId, need: target.minSlots, free }, 'job waiting for slots');
+      return 'wait';
+    }
+    const from = job.spec.parallelism;
+    const to = target.parallelism;
+    const lostTm = job.exceptions.at(-1)?.reason.startsWith('TASKMANAGER_LOST') === true;
+    const cause =
+      job.rescale?.cause ?? (to > from ? 'more slots free' : lostTm ? 'TaskManagers left' : 'fewer slots free');
+    job.rescale = undefined;
+    if (!reactiveShape(job.spec, job.graph).keyed) return 'deploy';
+    try {
+      const spec = reactiveSpec(job.spec, to);
+      job.graph = buildJobGraph(spec);
+      job.spec = spec;
+    } catch (err) {
+      return `reactive rescale to parallelism ${to}: ${(err as Error).message}`;
+    }
+    if (job.startedAtMs !== undefined && to !== from) {
+      const reason = rescaleReason(from, to, cause);
+      job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason });
+      this.opts.log.info({ jobId: job.jobId, attempt: job.attempt, from, to, cause }, 'job rescaled');
+    }
+    return 'deploy';
+  }
+
+  /**
+   * Reactive mode, once TaskManagers stopped joining (or another job freed slots) for the
+   * stabilization timeout: every RUNNING job with checkpoints that can run at a higher
+   * parallelism on the slots it holds plus the free ones is rescaled: canceled and redeployed as
+   * attempt + 1 from its latest completed checkpoint. Oldest job first; each takes only slots no
+   * earlier one took. A job being stopped (drain or stop-with-savepoint) is left alone.
+   */
+  private async scaleUp(cause: string): Promise<void> {
+    let free = this.freeSlots().length;
+    const jobs = [...this.jobs.values()]
+      .filter((j) => j.state === 'RUNNING' && !j.scheduling && !j.draining && this.isReactive(j))
+      .filter((j) => !j.checkpoints?.sourcesHalting)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs);
+    for (const job of jobs) {
+      const held = this.heldSlots(job);
+      const target = targetParallelism(reactiveShape(job.spec, job.graph), held + free);
+      if ('minSlots' in target || target.parallelism <= job.spec.parallelism) continue;
+      free -= Math.max(0, target.slots - held);
+      job.rescale = { cause, slots: target.slots };
+      await this.failJob(job, rescaleReason(job.spec.parallelism, target.parallelism, cause), { rescale: true });
+    }
   }
 
   private freeSlots(): SlotRef[] {
@@ -880,6 +1002,14 @@ export class JobManager {
       const latest = restored.length > 0 ? restored[restored.length - 1] : job.restoreFrom?.checkpoint;
       const foreign = restored.length === 0 ? job.restoreFrom?.spec : undefined;
       if (job.state !== 'CREATED') return;
+      // reactive mode: the parallelism follows the free slots (jobmanager/reactive.ts)
+      if (this.isReactive(job)) {
+        const r = this.applyReactiveParallelism(job, this.freeSlots().length);
+        if (r !== 'deploy') {
+          if (r !== 'wait') await this.endJob(job, 'FAILED', r);
+          return;
+        }
+      }
       const need = slotsNeeded(job.graph);
       const free = this.freeSlots();
       if (free.length < need) {
@@ -908,6 +1038,28 @@ export class JobManager {
         const list = byTm.get(tmId) ?? [];
         list.push(d);
         byTm.set(tmId, list);
+      }
+      // a lower parallelism than the checkpoint's: the vanished subtasks' redis sinks' pending output
+      const orphans = restored.length > 0 && latest ? orphanedSinkParts(latest, new Set(job.tasks.keys())) : [];
+      if (latest && orphans.length > 0) {
+        try {
+          await commitOrphanedSinkParts({
+            store: this.checkpointStore,
+            checkpoint: latest,
+            parts: orphans,
+            graph: job.graph,
+            jobId: job.jobId,
+            epoch: sinkEpoch({ attempt: job.attempt, epochBase: job.epochBase }),
+            defaultRedisUrl: this.opts.config.redisUrl,
+          });
+        } catch (err) {
+          await this.failJob(
+            job,
+            `scale-in: cannot write the pending output of ${orphans.map((x) => x.taskKey).join(', ')}: ${(err as Error).message}`,
+          );
+          return;
+        }
+        if (job.state !== 'CREATED') return;
       }
       try {
         await Promise.all(
@@ -961,17 +1113,21 @@ export class JobManager {
    * with checkpoints fails over if its restart strategy allows: all its tasks are canceled and
    * redeployed, after the strategy's delay, as attempt + 1 restoring the latest completed
    * checkpoint (one failover region: the keyed exchange connects every task). Otherwise it FAILS.
+   * @param o.rescale a reactive rescale (jobmanager/reactive.ts), not a failure: restarts at once,
+   *   not counted by the restart strategy; `job.rescale` says at what parallelism
    */
-  private async failJob(job: Job, reason: string): Promise<void> {
+  private async failJob(job: Job, reason: string, o: { rescale?: boolean } = {}): Promise<void> {
     if (TERMINAL.has(job.state) || job.state === 'RESTARTING') return;
-    const decision = job.restartStrategy?.onFailure(Date.now());
+    const decision = o.rescale ? { restart: true as const, delayMs: 0 } : job.restartStrategy?.onFailure(Date.now());
     if (!decision?.restart) {
       const why = decision ? `${reason} (no restart: ${decision.reason})` : reason;
       job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason: why });
       await this.endJob(job, 'FAILED', why);
       return;
     }
-    job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason, restartDelayMs: decision.delayMs });
+    // a rescale's entry is written when the new attempt is deployed (schedule), with its parallelism
+    if (!o.rescale)
+      job.exceptions.push({ timeMs: Date.now(), attempt: job.attempt, reason, restartDelayMs: decision.delayMs });
     if (job.checkpoints) {
       job.checkpoints.stop('JOB_FAILOVER');
       job.lastCheckpointId = Math.max(job.lastCheckpointId, job.checkpoints.lastTriggeredId);
@@ -984,10 +1140,12 @@ export class JobManager {
     await this.transition(job, 'RESTARTING');
     await this.cancelTasks(job, tmIds);
     job.tasks.clear();
-    this.opts.log.warn(
-      { jobId: job.jobId, attempt: job.attempt, reason, restartInMs: decision.delayMs },
-      'job failing over',
-    );
+    if (o.rescale) this.opts.log.info({ jobId: job.jobId, attempt: job.attempt, reason }, 'job rescaling');
+    else
+      this.opts.log.warn(
+        { jobId: job.jobId, attempt: job.attempt, reason, restartInMs: decision.delayMs },
+        'job failing over',
+      );
     const timer = setTimeout(() => {
       if (job.state !== 'RESTARTING') return;
       job.attempt++;
@@ -1161,6 +1319,7 @@ export class JobManager {
       await this.cancelTasks(job, tmIds);
     }
     this.wakeWaiters();
+    if (tmIds.size > 0) this.stabilization?.poke('slots freed');
     if (job.spec.checkpoint && state !== 'FAILED') {
       await job.checkpoints?.settled(); // a metadata write in flight lands first, then goes too
       await this.discardCheckpoints(job);

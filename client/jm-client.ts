@@ -1,12 +1,16 @@
 import {
+  channelCredentials,
   channelOptions,
+  clientSecurityOptions,
+  explainTransportError,
   fluxoProto,
   type GetJobResponse,
-  grpc,
+  type grpc,
   type JobSummary,
   type ListJobsResponse,
   type ListSavepointsResponse,
   type ListTaskManagersResponse,
+  type RpcSecurity,
   type SavepointInfo,
   type SubmitJobResponse,
   type TaskManagerInfo,
@@ -65,61 +69,83 @@ export interface JobDetails {
   } | null;
 }
 
-/** The CLI's one gRPC client. Errors are EngineErrors; an unreachable JobManager is JOBMANAGER_UNAVAILABLE. */
+/**
+ * The CLI's one gRPC client. Errors are EngineErrors; an unreachable JobManager is
+ * JOBMANAGER_UNAVAILABLE (with a hint when TLS settings do not fit the JobManager's), a refused
+ * cluster token an error whose gRPC status is UNAUTHENTICATED (`isAuthRefusal`), its message
+ * `the JobManager refused the cluster token: ...`.
+ */
 export class JobManagerClient {
   private readonly client: grpc.Client;
   private readonly target: string;
 
-  constructor(address: string) {
+  /**
+   * @param address `host:port` of the JobManager's RPC server
+   * @param security TLS and cluster token (`loadRpcSecurity`); default `{}`: plaintext, no token
+   */
+  constructor(
+    address: string,
+    private readonly security: RpcSecurity = {},
+  ) {
     this.target = `JobManager at ${address}`;
-    this.client = new (fluxoProto().JobManagerService)(address, grpc.credentials.createInsecure(), channelOptions);
+    this.client = new (fluxoProto().JobManagerService)(address, channelCredentials(security.tls), {
+      ...channelOptions,
+      ...clientSecurityOptions(security),
+    });
+  }
+
+  /** One unary call; transport errors explained (TLS hints). */
+  private async call<Res>(method: string, req: object, deadlineMs?: number): Promise<Res> {
+    try {
+      return await unary<object, Res>(this.client, method, req, this.target, deadlineMs);
+    } catch (err) {
+      throw explainTransportError(err, this.security);
+    }
   }
 
   /** @param fromSavepoint `<job id>-<checkpoint id>` to restore from; default none */
   async submit(spec: JobSpec, fromSavepoint = ''): Promise<SubmitJobResponse> {
-    return unary(this.client, 'submitJob', { specJson: JSON.stringify(spec), fromSavepoint }, this.target);
+    return this.call('submitJob', { specJson: JSON.stringify(spec), fromSavepoint });
   }
 
   /** Takes a savepoint and waits until it completed; with `stop` the job ends right after it. */
   async savepoint(jobId: string, stop: boolean): Promise<TriggerSavepointResponse> {
-    return unary(this.client, 'triggerSavepoint', { jobId, stop }, this.target, 120_000);
+    return this.call('triggerSavepoint', { jobId, stop }, 120_000);
   }
 
   /** @param jobId '' = every job's */
   async listSavepoints(jobId = ''): Promise<SavepointInfo[]> {
-    return (await unary<object, ListSavepointsResponse>(this.client, 'listSavepoints', { jobId }, this.target))
-      .savepoints;
+    return (await this.call<ListSavepointsResponse>('listSavepoints', { jobId })).savepoints;
   }
 
   async deleteSavepoint(savepointId: string): Promise<void> {
-    await unary(this.client, 'deleteSavepoint', { savepointId }, this.target);
+    await this.call('deleteSavepoint', { savepointId });
   }
 
   async listJobs(): Promise<JobSummary[]> {
-    return (await unary<object, ListJobsResponse>(this.client, 'listJobs', {}, this.target)).jobs;
+    return (await this.call<ListJobsResponse>('listJobs', {})).jobs;
   }
 
   async getJob(jobId: string): Promise<JobDetails> {
-    const res = await unary<object, GetJobResponse>(this.client, 'getJob', { jobId }, this.target);
+    const res = await this.call<GetJobResponse>('getJob', { jobId });
     return { job: res.job, ...(JSON.parse(res.detailsJson) as Omit<JobDetails, 'job'>) };
   }
 
   async cancel(jobId: string): Promise<string> {
-    return (await unary<object, { state: string }>(this.client, 'cancelJob', { jobId }, this.target)).state;
+    return (await this.call<{ state: string }>('cancelJob', { jobId })).state;
   }
 
   /** Triggers a checkpoint and waits until it completed (or failed: rejects). */
   async checkpoint(jobId: string): Promise<TriggerCheckpointResponse> {
-    return unary(this.client, 'triggerCheckpoint', { jobId }, this.target, 120_000);
+    return this.call('triggerCheckpoint', { jobId }, 120_000);
   }
 
   async stop(jobId: string): Promise<string> {
-    return (await unary<object, { state: string }>(this.client, 'stopJob', { jobId }, this.target)).state;
+    return (await this.call<{ state: string }>('stopJob', { jobId })).state;
   }
 
   async listTaskManagers(): Promise<TaskManagerInfo[]> {
-    return (await unary<object, ListTaskManagersResponse>(this.client, 'listTaskManagers', {}, this.target))
-      .taskmanagers;
+    return (await this.call<ListTaskManagersResponse>('listTaskManagers', {})).taskmanagers;
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { EngineError } from '../core/errors/index.js';
 import { createLogger } from '../core/log/index.js';
+import { loadRpcSecurity, type SecurityFlags } from '../core/rpc/security.js';
 import { JobManagerClient } from './jm-client.js';
 import { printJobStatus, printJobs, printSavepoints, printTaskManagers, savepointLine } from './print.js';
 
@@ -33,6 +34,78 @@ const jmOption = [
   'JobManager RPC address (env FLUXO_JOBMANAGER)',
   process.env.FLUXO_JOBMANAGER ?? '127.0.0.1:6123',
 ] as const;
+
+/** An on/off environment variable: 1, true, yes or on (any case) is on. */
+const envFlag = (name: string): boolean => /^(1|true|yes|on)$/i.test(process.env[name]?.trim() ?? '');
+
+/**
+ * Adds the TLS and cluster-token flags (docs/security.md) to `c`, each with an environment
+ * fallback so every command of a shell gets them without repeating flags. `server`: `fluxo
+ * jobmanager` and `fluxo taskmanager` (their certificate serves their own gRPC server and their
+ * calls to the other processes); `client`: the commands that call the JobManager.
+ */
+function securityOptions(c: Command, role: 'server' | 'client'): Command {
+  c.addOption(
+    new Option(
+      '--tls-ca <file>',
+      role === 'server'
+        ? "CA certificate (PEM) that signs the cluster's certificates: checks the processes this one calls, and callers with --tls-client-auth"
+        : "CA certificate (PEM) that signs the JobManager's certificate; turns TLS on",
+    ).env('FLUXO_TLS_CA'),
+  )
+    .addOption(
+      new Option(
+        '--tls-cert <file>',
+        role === 'server'
+          ? "this process's certificate (PEM; SANs: its advertised address); turns TLS on, needs --tls-key"
+          : 'client certificate (PEM) for a JobManager with --tls-client-auth; needs --tls-key',
+      ).env('FLUXO_TLS_CERT'),
+    )
+    .addOption(new Option('--tls-key <file>', 'private key (PEM, unencrypted) of --tls-cert').env('FLUXO_TLS_KEY'));
+  if (role === 'server')
+    c.option(
+      '--tls-client-auth',
+      'mutual TLS: refuse callers without a certificate signed by --tls-ca (env FLUXO_TLS_CLIENT_AUTH=1)',
+    );
+  else c.option('--tls', "TLS checked against Node's public CAs, without --tls-ca (env FLUXO_TLS=1)");
+  return c
+    .addOption(
+      new Option(
+        '--tls-server-name <name>',
+        'check server certificates for this name instead of the host dialled (grpc.ssl_target_name_override)',
+      ).env('FLUXO_TLS_SERVER_NAME'),
+    )
+    .addOption(
+      new Option(
+        '--cluster-token-file <file>',
+        'file whose first line is the cluster token (else env FLUXO_CLUSTER_TOKEN holds the token itself)',
+      ).env('FLUXO_CLUSTER_TOKEN_FILE'),
+    );
+}
+
+/** The security flags of a command's options, with the on/off environment fallbacks applied. */
+function securityFlags(o: SecurityFlags): SecurityFlags {
+  return {
+    tlsCa: o.tlsCa,
+    tlsCert: o.tlsCert,
+    tlsKey: o.tlsKey,
+    tlsClientAuth: o.tlsClientAuth === true || envFlag('FLUXO_TLS_CLIENT_AUTH'),
+    tls: o.tls === true || envFlag('FLUXO_TLS'),
+    tlsServerName: o.tlsServerName,
+    clusterTokenFile: o.clusterTokenFile,
+  };
+}
+
+/**
+ * A client of the JobManager at `o.jobmanager` with the command's TLS and cluster token.
+ * @throws EngineError naming the flag and file when a TLS or token file is unusable
+ */
+function jmClient(o: { jobmanager: string } & SecurityFlags): JobManagerClient {
+  return new JobManagerClient(
+    o.jobmanager,
+    loadRpcSecurity(securityFlags(o), 'client', process.env.FLUXO_CLUSTER_TOKEN),
+  );
+}
 
 program
   .name('fluxo')
@@ -83,21 +156,23 @@ program
     3000,
   )
   .action(
-    async (o: {
-      host: string;
-      rpcPort: number;
-      webPort: number;
-      webHost: string;
-      webTokenFile?: string;
-      webAuth: 'mutations' | 'reads';
-      chaos: boolean;
-      redis: string;
-      checkpointInterval?: number;
-      scheduler: 'default' | 'reactive';
-      resourceStabilizationTimeout: number;
-    }) => {
+    async (
+      o: SecurityFlags & {
+        host: string;
+        rpcPort: number;
+        webPort: number;
+        webHost: string;
+        webTokenFile?: string;
+        webAuth: 'mutations' | 'reads';
+        chaos: boolean;
+        redis: string;
+        checkpointInterval?: number;
+        scheduler: 'default' | 'reactive';
+        resourceStabilizationTimeout: number;
+      },
+    ) => {
       const { runJobManagerProcess } = await import('./processes.js');
-      await runJobManagerProcess(o);
+      await runJobManagerProcess({ ...o, security: securityFlags(o) });
     },
   );
 
@@ -111,16 +186,18 @@ program
   .option('--data-port <port>', 'data/control port; 0 = any free port', positiveInt('--data-port'), 0)
   .option('--id <id>', 'TaskManager id (default: random)')
   .action(
-    async (o: {
-      jobmanager: string;
-      slots: number;
-      host: string;
-      advertiseHost?: string;
-      dataPort: number;
-      id?: string;
-    }) => {
+    async (
+      o: SecurityFlags & {
+        jobmanager: string;
+        slots: number;
+        host: string;
+        advertiseHost?: string;
+        dataPort: number;
+        id?: string;
+      },
+    ) => {
       const { runTaskManagerProcess } = await import('./processes.js');
-      await runTaskManagerProcess(o);
+      await runTaskManagerProcess({ ...o, security: securityFlags(o) });
     },
   );
 
@@ -145,7 +222,7 @@ program
     async (file: string, o: { jobmanager: string; parallelism?: number; set: string[]; fromSavepoint?: string }) => {
       const { loadSpec } = await import('./spec.js');
       const spec = loadSpec(file, o.set, o.parallelism);
-      const client = new JobManagerClient(o.jobmanager);
+      const client = jmClient(o);
       try {
         const { jobId } = await client.submit(spec, o.fromSavepoint ?? '');
         process.stdout.write(`${jobId}\n`);
@@ -160,7 +237,7 @@ program
   .description('list jobs')
   .option(...jmOption)
   .action(async (o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       printJobs(await client.listJobs());
     } finally {
@@ -174,7 +251,7 @@ program
   .argument('<job>', 'job id (a unique prefix of at least 4 characters is enough)')
   .option(...jmOption)
   .action(async (jobId: string, o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       printJobStatus(await client.getJob(jobId));
     } finally {
@@ -188,7 +265,7 @@ program
   .argument('<job>', 'job id')
   .option(...jmOption)
   .action(async (jobId: string, o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       const state = await client.cancel(jobId);
       process.stdout.write(`${state}\n`);
@@ -203,7 +280,7 @@ program
   .argument('<job>', 'job id')
   .option(...jmOption)
   .action(async (jobId: string, o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       const c = await client.checkpoint(jobId);
       process.stdout.write(
@@ -223,7 +300,7 @@ program
   .argument('<job>', 'job id')
   .option(...jmOption)
   .action(async (jobId: string, o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       const r = await client.savepoint(jobId, false);
       process.stdout.write(`${r.savepoint.savepointId}\n`);
@@ -239,7 +316,7 @@ const savepoints = program
   .option(...jmOption)
   .option('--job <job>', "only this job's")
   .action(async (o: { jobmanager: string; job?: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       printSavepoints(await client.listSavepoints(o.job ?? ''));
     } finally {
@@ -252,7 +329,7 @@ savepoints
   .argument('<savepoint>', 'savepoint id, as `fluxo savepoints` lists it')
   // --jobmanager belongs to `savepoints`, which commander lets appear after the subcommand too
   .action(async (id: string, _o: object, cmd: Command) => {
-    const client = new JobManagerClient((cmd.optsWithGlobals() as { jobmanager: string }).jobmanager);
+    const client = jmClient(cmd.optsWithGlobals() as { jobmanager: string } & SecurityFlags);
     try {
       await client.deleteSavepoint(id);
       process.stdout.write(`deleted savepoint ${id}\n`);
@@ -275,7 +352,7 @@ program
   )
   .option('--no-wait', 'return at once instead of waiting until the job has ended')
   .action(async (jobId: string, o: { jobmanager: string; wait: boolean; savepoint?: boolean }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       if (o.savepoint) {
         const r = await client.savepoint(jobId, true);
@@ -368,7 +445,7 @@ program
   .option(...jmOption)
   .action(async (jobId: string, o: { count?: number; follow?: boolean; redis?: string; jobmanager: string }) => {
     const { deadLetterSinkOf, showDeadLetters } = await import('./deadletters.js');
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     let details: Awaited<ReturnType<JobManagerClient['getJob']>>;
     try {
       details = await client.getJob(jobId);
@@ -413,7 +490,7 @@ chaos
   .option('--count <n>', 'how many kills', positiveInt('--count', 1), 1)
   .action(async (o: { jobmanager: string; id?: string; random?: boolean; every: string; count: number }) => {
     const { killTaskManagers, parseDurationMs } = await import('./chaos.js');
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       await killTaskManagers(
         client,
@@ -430,7 +507,7 @@ program
   .description('list TaskManagers: id, address, slots used/total, last heartbeat')
   .option(...jmOption)
   .action(async (o: { jobmanager: string }) => {
-    const client = new JobManagerClient(o.jobmanager);
+    const client = jmClient(o);
     try {
       printTaskManagers(await client.listTaskManagers());
     } finally {
@@ -576,6 +653,25 @@ streamWriteOptions(
     process.stdout.write(`${r.appended}\n`);
   },
 );
+
+// TLS and cluster token: on the processes, and on every command that calls the JobManager
+const commandAt = (...names: string[]): Command =>
+  names.reduce<Command>((c, n) => c.commands.find((x) => x.name() === n) as Command, program);
+for (const name of ['jobmanager', 'taskmanager']) securityOptions(commandAt(name), 'server');
+for (const path of [
+  ['submit'],
+  ['list'],
+  ['status'],
+  ['cancel'],
+  ['checkpoint'],
+  ['savepoint'],
+  ['savepoints'], // `savepoints delete` reads them with optsWithGlobals
+  ['stop'],
+  ['deadletters'],
+  ['chaos', 'kill-taskmanager'],
+  ['taskmanagers'],
+])
+  securityOptions(commandAt(...path), 'client');
 
 function report(err: unknown): never {
   if (err instanceof EngineError || (err instanceof Error && typeof (err as EngineError).code === 'string')) {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { loadClusterConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
+import { describeSecurity, loadRpcSecurity, plaintextTokenWarning, type SecurityFlags } from '../core/rpc/security.js';
 
 // Each process loads only its own side: a TaskManager never loads the JobManager's web server
 // (fastify, prom-client, the dashboard's BullMQ), and the JobManager never loads the task runtime.
@@ -19,6 +20,11 @@ export async function runJobManagerProcess(o: {
   /** allow POST /taskmanagers/:id/kill */
   chaos?: boolean;
   redis: string;
+  /**
+   * TLS and cluster token of the RPC server and of the calls to TaskManagers (docs/security.md);
+   * the cluster token also opens the REST API's mutations. Default none: plaintext, open
+   */
+  security?: SecurityFlags;
   /** cluster default checkpoint interval, ms; overrides env FLUXO_CHECKPOINT_INTERVAL_MS */
   checkpointInterval?: number;
   /** `reactive`: jobs rescale to the available slots (jobmanager/reactive.ts). Default `default` */
@@ -33,13 +39,15 @@ export async function runJobManagerProcess(o: {
   const { JobManager } = await import('../jobmanager/jobmanager.js');
   const { checkWebAuth, startWebServer } = await import('../jobmanager/web.js');
   const token = readWebToken(o.webTokenFile);
+  const security = loadRpcSecurity(o.security ?? {}, 'server', process.env.FLUXO_CLUSTER_TOKEN);
   // refused before anything starts, rather than silently serving reads to everyone
-  if (o.webPort > 0) checkWebAuth({ token, authReads: o.webAuth === 'reads' });
+  if (o.webPort > 0) checkWebAuth({ token, clusterToken: security.token, authReads: o.webAuth === 'reads' });
   const jm = new JobManager({
     host: o.host,
     rpcPort: o.rpcPort,
     config,
     log,
+    security,
     scheduler: o.scheduler,
     resourceStabilizationMs: o.resourceStabilizationTimeout,
   });
@@ -54,12 +62,16 @@ export async function runJobManagerProcess(o: {
           log,
           redisUrl: config.redisUrl,
           token,
+          clusterToken: security.token,
           authReads: o.webAuth === 'reads',
           chaos: o.chaos === true,
         })
       : undefined;
+  const warning = plaintextTokenWarning(security, [o.host]);
+  if (warning) log.warn({ host: o.host }, warning);
+  const secured = security.tls || security.token ? ` (${describeSecurity(security)})` : '';
   process.stderr.write(
-    `fluxo jobmanager: rpc ${o.host}:${jm.rpcPort}${web ? `, web http://${webHost}:${web.port}/` : ''}\n`,
+    `fluxo jobmanager: rpc ${o.host}:${jm.rpcPort}${secured}${web ? `, web http://${webHost}:${web.port}/` : ''}\n`,
   );
   const stop = async (): Promise<void> => {
     await web?.close().catch(() => {});
@@ -98,9 +110,14 @@ export async function runTaskManagerProcess(o: {
   advertiseHost?: string;
   dataPort: number;
   id?: string;
+  /** TLS and cluster token of its gRPC server and of its calls (docs/security.md). Default none: plaintext, open */
+  security?: SecurityFlags;
 }): Promise<void> {
   const config = loadClusterConfig();
   const log = createLogger('taskmanager');
+  const security = loadRpcSecurity(o.security ?? {}, 'server', process.env.FLUXO_CLUSTER_TOKEN);
+  const warning = plaintextTokenWarning(security, [o.advertiseHost ?? o.host, o.jobmanager.replace(/:\d+$/, '')]);
+  if (warning) log.warn({ host: o.host, jobmanager: o.jobmanager }, warning);
   const { TaskManager } = await import('../taskmanager/taskmanager.js');
   if (o.slots < 1) throw new Error('--slots must be at least 1');
   const tm = new TaskManager({
@@ -110,6 +127,7 @@ export async function runTaskManagerProcess(o: {
     advertiseHost: o.advertiseHost,
     dataPort: o.dataPort,
     id: o.id,
+    security,
     config,
     log,
   });

@@ -14,7 +14,9 @@ import { type RestartStrategy, type RestartStrategyConfig, restartStrategy } fro
 import {
   type AcknowledgeCheckpointRequest,
   type CancelJobRequest,
+  channelCredentials,
   channelOptions,
+  clientSecurityOptions,
   type DeclineCheckpointRequest,
   type DeleteSavepointRequest,
   fluxoProto,
@@ -28,12 +30,16 @@ import {
   type ListSavepointsRequest,
   type RegisterTaskManagerRequest,
   type ReportTaskStateRequest,
+  type RpcSecurity,
   type SavepointInfo,
   type SubmitJobRequest,
+  serverCredentials,
+  serverSecurityOptions,
   type TaskManagerInfo,
   type TriggerCheckpointRequest,
   type TriggerSavepointRequest,
   type TriggerSavepointResponse,
+  throttleRefusals,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -63,6 +69,11 @@ export interface JobManagerOptions {
   log: Logger;
   /** how long a job waits for enough free slots before it fails with NO_RESOURCES. Default: config.slotWaitMs */
   slotWaitMs?: number;
+  /**
+   * TLS and cluster token (core/rpc/security.ts): the RPC server requires them of every caller
+   * (CLI and TaskManagers), and the calls to TaskManagers carry them. Default `{}`: plaintext, open.
+   */
+  security?: RpcSecurity;
   /**
    * `reactive`: jobs with checkpoints rescale to the slots the cluster has (Flink's Reactive Mode;
    * rules in jobmanager/reactive.ts). Default `default`: every job runs at its spec's parallelism.
@@ -191,7 +202,7 @@ const TERMINAL: ReadonlySet<JobState> = new Set(['FINISHED', 'FAILED', 'CANCELED
  * which it writes to Redis on every transition.
  */
 export class JobManager {
-  private readonly server = new grpc.Server(channelOptions);
+  private readonly server: grpc.Server;
   private readonly tms = new Map<string, TaskManagerEntry>();
   private readonly jobs = new Map<string, Job>();
   private readonly store: JobStore;
@@ -205,6 +216,14 @@ export class JobManager {
   private readonly stabilization: StabilizationTimer | undefined;
 
   constructor(private readonly opts: JobManagerOptions) {
+    this.server = new grpc.Server({
+      ...channelOptions,
+      ...serverSecurityOptions(
+        opts.security,
+        'JobManager',
+        throttleRefusals((r) => opts.log.warn(r, 'refused a call without the cluster token')),
+      ),
+    });
     this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);
     this.checkpointRedis = new Redis(opts.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
     this.checkpointRedis.on('error', () => {});
@@ -302,7 +321,7 @@ export class JobManager {
     this.port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
         `${this.opts.host}:${this.opts.rpcPort}`,
-        grpc.ServerCredentials.createInsecure(),
+        serverCredentials(this.opts.security?.tls),
         (err, p) =>
           err
             ? reject(
@@ -712,8 +731,11 @@ export class JobManager {
     if (old && old.state === 'ALIVE') await this.loseTaskManager(old, 'it registered again');
     const client = new (fluxoProto().TaskManagerService)(
       req.controlAddress,
-      grpc.credentials.createInsecure(),
-      channelOptions,
+      channelCredentials(this.opts.security?.tls),
+      {
+        ...channelOptions,
+        ...clientSecurityOptions(this.opts.security),
+      },
     );
     this.tms.set(req.taskmanagerId, {
       id: req.taskmanagerId,

@@ -9,8 +9,11 @@
  * a token, mutations are refused (403 TOKEN_REQUIRED) unless the server binds a loopback address
  * (a warning says so at startup); `authReads` without a token is refused at startup. The UI's
  * static files are always public (the UI asks for the token).
+ *
+ * The cluster token (`--cluster-token-file` / FLUXO_CLUSTER_TOKEN, docs/security.md) is accepted
+ * wherever the web token is: with either configured, a request presenting either one passes.
+ * So with only a cluster token, REST mutations need the cluster token, on loopback too.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +21,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EngineError } from '../core/errors/index.js';
 import type { Logger } from '../core/log/index.js';
+import { tokenMatches } from '../core/rpc/auth.js';
 import { applySets, parseSpecText } from '../core/spec/load.js';
 import { parseJobSpec } from '../core/spec/schema.js';
 import { Dashboard, type SensorSort } from './dashboard.js';
@@ -38,6 +42,8 @@ export interface WebServerOptions {
   redisUrl: string;
   /** access token (`--web-token-file` / FLUXO_WEB_TOKEN); undefined or '' = none */
   token?: string;
+  /** the cluster token, accepted like `token` (and required like it when `token` is unset); undefined or '' = none */
+  clusterToken?: string;
   /** `--web-auth reads`: GETs of the API need the token too. Default false (only mutations) */
   authReads?: boolean;
   /** `--chaos`: POST /taskmanagers/:id/kill is allowed. Default false */
@@ -82,13 +88,8 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
-/** Constant-time comparison of a presented token with the configured one (hashes of equal length). */
-export function tokenMatches(presented: string | undefined, token: string): boolean {
-  if (presented === undefined) return false;
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-}
+/** Constant-time comparison of a presented token with the configured one (SHA-256 hashes; the cluster token uses the same). */
+export { tokenMatches };
 
 const API = /^\/(overview|jobs|taskmanagers|events|metrics)(\/|$|\?)/;
 
@@ -105,12 +106,13 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * Checks the web options before anything starts: `--web-auth reads` needs a token.
+ * Checks the web options before anything starts: `--web-auth reads` needs a token (the web
+ * token or the cluster token).
  * @throws Error naming the missing option
  */
-export function checkWebAuth(o: { token?: string; authReads?: boolean }): void {
-  if (o.authReads === true && !o.token)
-    throw new Error('--web-auth reads needs a token: --web-token-file or FLUXO_WEB_TOKEN');
+export function checkWebAuth(o: { token?: string; clusterToken?: string; authReads?: boolean }): void {
+  if (o.authReads === true && !o.token && !o.clusterToken)
+    throw new Error('--web-auth reads needs a token: --web-token-file or FLUXO_WEB_TOKEN (or a cluster token)');
 }
 
 /** The error code of a framework/plugin error with HTTP status `status` (e.g. @fastify/static's 403 on a path traversal). */
@@ -179,7 +181,9 @@ const NOT_BUILT = `<!doctype html><html><head><meta charset="utf-8"><title>Fluxo
 export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const { jm } = o;
   checkWebAuth(o);
-  const token = o.token ? o.token : undefined;
+  // the tokens a request may present: the web token and the cluster token (either one passes)
+  const tokens = [o.token, o.clusterToken].filter((t): t is string => typeof t === 'string' && t !== '');
+  const token = tokens.length > 0 ? tokens : undefined;
   const authReads = o.authReads === true && token !== undefined;
   const loopback = isLoopback(o.host);
   const uiDir = o.uiDir ?? fileURLToPath(new URL('../web', import.meta.url));
@@ -232,7 +236,8 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     }
     const q = (req.query ?? {}) as Record<string, unknown>;
     const presented = bearer ?? (!mutation && typeof q.token === 'string' ? q.token : undefined);
-    if (!tokenMatches(presented, token))
+    // every token is compared (constant time each), so timing does not tell which one matched
+    if (!token.map((t) => tokenMatches(presented, t)).some(Boolean))
       throw new HttpError(
         'UNAUTHORIZED',
         401,

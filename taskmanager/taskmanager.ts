@@ -13,21 +13,29 @@ import {
   type CancelJobTasksRequest,
   type Credit,
   type CreditBatch,
+  channelCredentials,
   channelOptions,
+  clientSecurityOptions,
   type DataBatch,
   type DataFrame,
   type DeclineCheckpointRequest,
   type DeployTasksRequest,
+  explainTransportError,
   fluxoProto,
   grpc,
   type HeartbeatRequest,
   type HeartbeatResponse,
   handleUnary,
+  isAuthRefusal,
   type NotifyCheckpointCompleteRequest,
   type RegisterTaskManagerResponse,
   type ReportTaskStateRequest,
+  type RpcSecurity,
   type StartTasksRequest,
+  serverCredentials,
+  serverSecurityOptions,
   type TriggerTaskCheckpointRequest,
+  throttleRefusals,
   unary,
 } from '../core/rpc/index.js';
 import type { TaskCounters } from '../core/runtime/transport.js';
@@ -47,6 +55,12 @@ export interface TaskManagerOptions {
   dataPort: number;
   /** id; default `tm-<random>` */
   id?: string;
+  /**
+   * TLS and cluster token (core/rpc/security.ts): its gRPC server (control calls of the
+   * JobManager, data streams of other TaskManagers) requires them, and its calls to the
+   * JobManager and to other TaskManagers carry them. Default `{}`: plaintext, open.
+   */
+  security?: RpcSecurity;
   config: Readonly<ClusterConfig>;
   log: Logger;
 }
@@ -64,7 +78,7 @@ interface Slot {
  */
 export class TaskManager {
   readonly id: string;
-  private readonly server = new grpc.Server(channelOptions);
+  private readonly server: grpc.Server;
   private readonly slots: Slot[] = [];
   private address = '';
   private jmClient: grpc.Client | undefined;
@@ -84,6 +98,14 @@ export class TaskManager {
 
   constructor(private readonly opts: TaskManagerOptions) {
     this.id = opts.id ?? `tm-${randomUUID().slice(0, 8)}`;
+    this.server = new grpc.Server({
+      ...channelOptions,
+      ...serverSecurityOptions(
+        opts.security,
+        `TaskManager ${this.id}`,
+        throttleRefusals((r) => opts.log.warn(r, 'refused a call without the cluster token')),
+      ),
+    });
   }
 
   get dataAddress(): string {
@@ -141,7 +163,7 @@ export class TaskManager {
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
         `${this.opts.host}:${this.opts.dataPort}`,
-        grpc.ServerCredentials.createInsecure(),
+        serverCredentials(this.opts.security?.tls),
         (err, p) =>
           err
             ? reject(
@@ -208,7 +230,10 @@ export class TaskManager {
   private async register(): Promise<void> {
     const proto = fluxoProto();
     const target = this.opts.jobmanager;
-    this.jmClient = new proto.JobManagerService(target, grpc.credentials.createInsecure(), channelOptions);
+    this.jmClient = new proto.JobManagerService(target, channelCredentials(this.opts.security?.tls), {
+      ...channelOptions,
+      ...clientSecurityOptions(this.opts.security),
+    });
     const deadline = Date.now() + 30_000;
     let delay = 200;
     for (;;) {
@@ -232,14 +257,20 @@ export class TaskManager {
         );
         this.startHeartbeats(res.heartbeatIntervalMs || this.opts.config.heartbeatIntervalMs);
         return;
-      } catch (err) {
+      } catch (e) {
+        // a refused token stays refused: no retrying
+        if (isAuthRefusal(e)) throw e;
+        const err = explainTransportError(e, this.opts.security);
         if (Date.now() > deadline) {
           throw new EngineError(
             'JOBMANAGER_UNAVAILABLE',
             `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`,
           );
         }
-        this.opts.log.warn({ jobmanager: target, retryInMs: delay }, 'jobmanager not reachable, retrying');
+        this.opts.log.warn(
+          { jobmanager: target, retryInMs: delay, reason: (err as Error).message },
+          'jobmanager not reachable, retrying',
+        );
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2000);
       }
@@ -512,7 +543,10 @@ export class TaskManager {
     if (existing) return existing;
     let client = this.peers.get(address);
     if (!client) {
-      client = new (fluxoProto().DataPlaneService)(address, grpc.credentials.createInsecure(), channelOptions);
+      client = new (fluxoProto().DataPlaneService)(address, channelCredentials(this.opts.security?.tls), {
+        ...channelOptions,
+        ...clientSecurityOptions(this.opts.security),
+      });
       this.peers.set(address, client);
     }
     const md = new grpc.Metadata();

@@ -5,6 +5,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { EngineError, type ErrorCode } from '../errors/index.js';
 
+export * from './auth.js';
+export * from './security.js';
+export * from './tls.js';
 export type * from './types.js';
 export { grpc };
 
@@ -74,7 +77,8 @@ export function fromServiceError(err: grpc.ServiceError, target: string): Engine
   if (typeof code === 'string') {
     const rawProblems = err.metadata.get('fluxo-problems')?.[0];
     const problems = typeof rawProblems === 'string' ? (JSON.parse(rawProblems) as string[]) : [];
-    return new EngineError(code as ErrorCode, err.details, { problems });
+    // the ServiceError stays the cause: its gRPC status tells e.g. a refused cluster token (isAuthRefusal)
+    return new EngineError(code as ErrorCode, err.details, { problems, cause: err });
   }
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
     const why = (err.details || 'unavailable')

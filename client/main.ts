@@ -5,6 +5,7 @@ import { createLogger } from '../core/log/index.js';
 import { loadRpcSecurity, type SecurityFlags } from '../core/rpc/security.js';
 import { JobManagerClient } from './jm-client.js';
 import { printJobStatus, printJobs, printSavepoints, printTaskManagers, savepointLine } from './print.js';
+import { registerScaleCommand } from './scale.js';
 
 /**
  * The `fluxo` CLI. Every command has --help; an error prints one readable message (plus the list
@@ -686,5 +687,11 @@ function report(err: unknown): never {
   }
   process.exit(1);
 }
+
+// --wait polls the JobManager with the command's TLS and cluster token, like every other command
+const scale: Command = registerScaleCommand(program, {
+  jobManagerClient: async (address) => jmClient({ ...(scale.opts() as SecurityFlags), jobmanager: address }),
+});
+securityOptions(scale, 'client');
 
 program.parseAsync(process.argv).catch(report);

@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three projects, run by `npx vitest run` (or one with `--project unit|integration|browser`):
+ * Four projects, run by `npx vitest run` (or one with `--project unit|integration|browser|netns`):
  *
  * - `unit`: pure tests, no I/O, seconds. test/unit mirrors the source tree; test/cases holds
  *   table-driven scenario files. Runs in parallel with vitest's defaults.
@@ -13,8 +13,12 @@ import { defineConfig } from 'vitest/config';
  *   (/usr/bin/chromium, driven by playwright-core) against a real cluster and a private Redis.
  *   One file at a time, like `integration`.
  *
+ * - `netns`: multi-host tests (test/netns): the JobManager, Redis and each TaskManager in their own
+ *   Linux network namespace with their own address, links cut and healed (test/support/netns.ts).
+ *   Needs root and iproute2 (.ci/run installs it); skips visibly otherwise. One file at a time.
+ *
  * `sequence.groupOrder` runs the unit group first, then the integration group, then the browser
- * group, so they never compete for the cores.
+ * group, then the netns group, so they never compete for the cores.
  */
 export default defineConfig({
   test: {
@@ -53,6 +57,19 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 120_000,
           sequence: { groupOrder: 2 },
+        },
+      },
+      {
+        test: {
+          name: 'netns',
+          include: ['test/netns/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          fileParallelism: false,
+          maxWorkers: 1,
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          sequence: { groupOrder: 3 },
         },
       },
     ],

@@ -8,6 +8,7 @@ import { EngineError } from '../core/errors/index.js';
 import { faults } from '../core/fault/inject.js';
 import type { TaskDeploymentDescriptor, TaskLocation } from '../core/graph/types.js';
 import type { Logger } from '../core/log/index.js';
+import { Backoff } from '../core/rpc/backoff.js';
 import {
   type AcknowledgeCheckpointRequest,
   type CancelJobTasksRequest,
@@ -235,7 +236,9 @@ export class TaskManager {
       ...clientSecurityOptions(this.opts.security),
     });
     const deadline = Date.now() + 30_000;
-    let delay = 200;
+    // 200 ms doubling to 2 s, ±20 %: TaskManagers that lost the same JobManager (a restart, a
+    // healed partition) spread their retries instead of knocking all at once
+    const backoff = new Backoff();
     for (;;) {
       try {
         const res = await unary<unknown, RegisterTaskManagerResponse>(
@@ -267,12 +270,12 @@ export class TaskManager {
             `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`,
           );
         }
+        const delay = backoff.next();
         this.opts.log.warn(
           { jobmanager: target, retryInMs: delay, reason: (err as Error).message },
           'jobmanager not reachable, retrying',
         );
         await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 2000);
       }
     }
   }
@@ -436,11 +439,11 @@ export class TaskManager {
   }
 
   /**
-   * Reports a task's final state to the JobManager, retrying (5 attempts, 200 ms doubling) so a
-   * passing hiccup cannot leave a job RUNNING forever; gives up (logged) when the JobManager is gone.
+   * Reports a task's final state to the JobManager, retrying (5 attempts, 200 ms doubling, ±20 %)
+   * so a passing hiccup cannot leave a job RUNNING forever; gives up (logged) when the JobManager is gone.
    */
   private async reportTaskState(req: ReportTaskStateRequest): Promise<void> {
-    let delay = 200;
+    const backoff = new Backoff();
     for (let attempt = 1; ; attempt++) {
       try {
         if (!this.jmClient) throw new Error('not registered');
@@ -454,8 +457,7 @@ export class TaskManager {
           );
           return;
         }
-        await new Promise((r) => setTimeout(r, delay));
-        delay *= 2;
+        await new Promise((r) => setTimeout(r, backoff.next()));
       }
     }
   }

@@ -40,11 +40,26 @@ export function fluxoProto(): Record<string, grpc.ServiceClientConstructor> {
   return fluxo.v1 as unknown as Record<string, grpc.ServiceClientConstructor>;
 }
 
-/** Channel options for long-lived streams: keepalive so a dead peer is noticed, big frames for data batches. */
+/**
+ * Options of every channel and server (long-lived streams, big frames for data batches).
+ *
+ * Keepalive: each side pings every 10 s on a connection (a client also without open calls) and
+ * closes it when no answer comes within 5 s, failing its calls with UNAVAILABLE: across a silent
+ * partition a peer is found gone within 5–15 s, where TCP alone retransmits for ~15 min. grpc-js
+ * servers (1.14) answer every ping and enforce no minimum ping interval (they never send GOAWAY
+ * `too_many_pings`), so our clients' 10 s pings are accepted by our servers; a C-core or Go server,
+ * or a proxy enforcing such a minimum (their default: 5 min), must permit 10 s.
+ *
+ * Reconnects: a broken channel connects again with gRPC's connection backoff (1 s, ×1.6, ±20 %),
+ * capped at 5 s instead of grpc-js's 120 s, so a peer back from a long partition is reached again
+ * within seconds.
+ */
 export const channelOptions: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 1_000,
+  'grpc.max_reconnect_backoff_ms': 5_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 };

@@ -60,14 +60,17 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-/** HTTP status of an EngineError code (docs/rest-api.md): 400 bad input, 404 unknown, 409 wrong state, 503 Redis down, 500 else. */
+/** HTTP status of an EngineError code (docs/rest-api.md): 400 bad input, 401 no or wrong token, 404 unknown, 409 wrong state, 503 Redis down, 500 else. */
 export function httpStatusOf(code: string): number {
   switch (code) {
     case 'SPEC_INVALID':
     case 'SPEC_NOT_FOUND':
     case 'SAVEPOINT_INCOMPATIBLE':
     case 'EXPR_INVALID':
+    case 'CONFIG_INVALID':
       return 400;
+    case 'UNAUTHENTICATED':
+      return 401;
     case 'JOB_NOT_FOUND':
     case 'CHECKPOINT_NOT_FOUND':
       return 404;

@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'REDIS_UNAVAILABLE'
   | 'JOBMANAGER_UNAVAILABLE'
   | 'PROTOCOL'
+  /** a call without the cluster token, or with a wrong one (gRPC UNAUTHENTICATED) */
+  | 'UNAUTHENTICATED'
+  /** a setting that cannot be used: a TLS or token file missing, unreadable or not PEM, a missing companion option */
+  | 'CONFIG_INVALID'
   | 'INTERNAL';
 
 export interface EngineErrorOptions {

@@ -12,10 +12,9 @@ import { SECURITY_CONFIG_CODE } from './tls.js';
 
 /**
  * The engine code of a call the peer refused for a missing or wrong cluster token (the gRPC
- * status is UNAUTHENTICATED). core/errors has no dedicated code yet; change it here when it does.
- * Use {@link isAuthRefusal} to recognise one.
+ * status is UNAUTHENTICATED). Use {@link isAuthRefusal} to recognise one.
  */
-export const AUTH_REFUSED_CODE: ErrorCode = 'PROTOCOL';
+export const AUTH_REFUSED_CODE: ErrorCode = 'UNAUTHENTICATED';
 
 /** The metadata key the token travels in (lower case, as gRPC metadata keys are). */
 export const AUTH_METADATA_KEY = 'authorization';

@@ -74,6 +74,8 @@ const codeToStatus: Partial<Record<ErrorCode, grpc.status>> = {
   JOB_STATE: grpc.status.FAILED_PRECONDITION,
   NO_RESOURCES: grpc.status.RESOURCE_EXHAUSTED,
   REDIS_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  CONFIG_INVALID: grpc.status.INVALID_ARGUMENT,
 };
 
 /** Converts any error into a gRPC ServiceError carrying the engine code and problems in metadata. */

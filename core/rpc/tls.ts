@@ -10,10 +10,9 @@ import { EngineError, type ErrorCode } from '../errors/index.js';
 
 /**
  * The code of a TLS or token setting that cannot be used (a missing, unreadable or non-PEM file,
- * a key that does not fit its certificate, a missing companion option). There is no dedicated
- * configuration code in core/errors yet; change it here when there is.
+ * a key that does not fit its certificate, a missing companion option).
  */
-export const SECURITY_CONFIG_CODE: ErrorCode = 'PROTOCOL';
+export const SECURITY_CONFIG_CODE: ErrorCode = 'CONFIG_INVALID';
 
 /** PEM file paths and switches of one process's TLS (the `--tls-*` flags). */
 export interface TlsOptions {

@@ -101,7 +101,7 @@ describe('isAuthRefusal', () => {
   it('recognises UNAUTHENTICATED, raw or as the cause of an EngineError', () => {
     const raw = Object.assign(new Error('x'), { code: grpc.status.UNAUTHENTICATED });
     expect(isAuthRefusal(raw)).toBe(true);
-    expect(isAuthRefusal(new EngineError('PROTOCOL', 'refused', { cause: raw }))).toBe(true);
+    expect(isAuthRefusal(new EngineError('UNAUTHENTICATED', 'refused', { cause: raw }))).toBe(true);
     expect(isAuthRefusal(new EngineError('JOBMANAGER_UNAVAILABLE', 'down'))).toBe(false);
     expect(isAuthRefusal(Object.assign(new Error('x'), { code: grpc.status.UNAVAILABLE }))).toBe(false);
     expect(isAuthRefusal(undefined)).toBe(false);

@@ -77,6 +77,19 @@ interface Slot {
  * JobManager. Frames between slots of this process are routed through the main thread (a local
  * channel, no serialisation); frames for other TaskManagers go over one Exchange stream per peer.
  */
+/**
+ * How long a TaskManager whose data stream broke waits before failing the attempt itself (ms): a
+ * peer that died is noticed by the JobManager through its heartbeat at once, and that failover
+ * names the lost TaskManager; only a break the heartbeats do not see (a cut between two
+ * TaskManagers) is left to this report. Env FLUXO_DATA_CONNECTION_GRACE_MS, default 1000.
+ */
+const DATA_CONNECTION_GRACE_MS = Number(process.env.FLUXO_DATA_CONNECTION_GRACE_MS ?? 1000);
+
+/** `jobId:attempt` of a task key `jobId:attempt:taskId`. */
+function attemptOf(taskKey: string): string {
+  return taskKey.slice(0, taskKey.lastIndexOf(':'));
+}
+
 export class TaskManager {
   readonly id: string;
   private readonly server: grpc.Server;
@@ -96,6 +109,18 @@ export class TaskManager {
   private nextReqId = 1;
   private stopping = false;
   private readonly peers = new Map<string, grpc.Client>();
+  /** per data stream (outbound stream or inbound call): the attempts (`jobId:attempt`) whose frames it carried */
+  private readonly streamAttempts = new WeakMap<object, Set<string>>();
+  /**
+   * Attempts whose data connection broke here. Frames cannot be replayed once a stream is lost, so
+   * such an attempt is fenced on this TaskManager until the JobManager cancels it: its frames are
+   * dropped both ways (no later frame can arrive behind a gap) and its checkpoint acks withheld
+   * (no checkpoint can complete over lost records); after `DATA_CONNECTION_GRACE_MS` one of its
+   * tasks here is reported FAILED, unless the JobManager failed the attempt over already (a
+   * TaskManager that died breaks its streams and its heartbeat at once). Flink likewise fails the
+   * tasks of a broken data connection (its PartitionNotFound / RemoteTransportException path).
+   */
+  private readonly brokenAttempts = new Set<string>();
 
   constructor(private readonly opts: TaskManagerOptions) {
     this.id = opts.id ?? `tm-${randomUUID().slice(0, 8)}`;
@@ -383,6 +408,9 @@ export class TaskManager {
       case 'state': {
         this.metrics.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
         this.taskSlot.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);
+        const attemptKey = `${m.jobId}:${m.attempt}`;
+        if (this.brokenAttempts.has(attemptKey) && this.liveTaskOf(attemptKey) === undefined)
+          this.brokenAttempts.delete(attemptKey);
         void this.reportTaskState({
           taskmanagerId: this.id,
           jobId: m.jobId,
@@ -396,6 +424,7 @@ export class TaskManager {
         return;
       }
       case 'ckptAck':
+        if (this.brokenAttempts.has(`${m.jobId}:${m.attempt}`)) return; // fenced: see brokenAttempts
         void this.toJobManager('acknowledgeCheckpoint', {
           taskmanagerId: this.id,
           jobId: m.jobId,
@@ -473,6 +502,8 @@ export class TaskManager {
     }
   >();
   private readonly toPeer = new Map<string, DataFrame[]>();
+  /** data address → TaskManager id, for messages */
+  private readonly peerNames = new Map<string, string>();
   private readonly creditsToPeer = new Map<string, Credit[]>();
   private flushScheduled = false;
 
@@ -496,7 +527,11 @@ export class TaskManager {
         if (box.credits.length > 0) w?.postMessage({ t: 'credits', items: box.credits } satisfies ToSlot);
       }
       this.toSlot.clear();
-      for (const [address, frames] of this.toPeer) this.outStream(address).write({ frames } satisfies DataBatch);
+      for (const [address, frames] of this.toPeer) {
+        const stream = this.outStream(address);
+        this.noteAttempts(stream, frames);
+        stream.write({ frames } satisfies DataBatch);
+      }
       this.toPeer.clear();
       for (const [tmId, credits] of this.creditsToPeer) {
         const call = this.inStreams.get(tmId);
@@ -519,6 +554,8 @@ export class TaskManager {
       box.transfer.push(frame.buffer as ArrayBuffer);
       return;
     }
+    if (this.brokenAttempts.size > 0 && this.brokenAttempts.has(attemptOf(dest.taskKey))) return;
+    this.peerNames.set(dest.dataAddress, dest.taskmanagerId);
     let list = this.toPeer.get(dest.dataAddress);
     if (!list) {
       list = [];
@@ -566,7 +603,13 @@ export class TaskManager {
     });
     const drop = (err?: Error): void => {
       if (this.outStreams.get(address) === stream) this.outStreams.delete(address);
-      if (err && !this.stopping) this.opts.log.warn({ peer: address, err: err.message }, 'data stream to peer closed');
+      if (this.stopping) return;
+      if (err) this.opts.log.warn({ peer: address, err: err.message }, 'data stream to peer closed');
+      const peer = this.peerNames.get(address);
+      this.dataConnectionLost(
+        stream,
+        `data connection to ${peer ? `TaskManager ${peer} (${address})` : address} lost: ${err?.message ?? 'closed by the peer'}`,
+      );
     };
     stream.on('error', drop);
     stream.on('end', () => drop());
@@ -578,9 +621,11 @@ export class TaskManager {
     const from = String(call.metadata.get('fluxo-from-tm')[0] ?? '');
     if (from) this.inStreams.set(from, call);
     call.on('data', (batch: DataBatch) => {
+      this.noteAttempts(call, batch.frames);
       for (const m of batch.frames) {
         const slot = this.taskSlot.get(m.targetTask);
         if (slot === undefined) continue; // task gone (cancelled): drop
+        if (this.brokenAttempts.size > 0 && this.brokenAttempts.has(attemptOf(m.targetTask))) continue;
         const frame = new Uint8Array(m.frame.byteLength);
         frame.set(m.frame);
         const box = this.slotOutbox(slot);
@@ -589,15 +634,69 @@ export class TaskManager {
       }
       this.scheduleFlush();
     });
-    const close = (): void => {
+    const close = (why: string): void => {
       if (this.inStreams.get(from) === call) this.inStreams.delete(from);
+      if (!this.stopping)
+        this.dataConnectionLost(call, `data connection from ${from ? `TaskManager ${from}` : 'a peer'} lost: ${why}`);
     };
     call.on('end', () => {
-      close();
+      close('closed by the peer');
       call.end();
     });
-    call.on('error', close);
-    call.on('cancelled', close);
+    call.on('error', (err: Error) => close(err.message));
+    call.on('cancelled', () => close('cancelled'));
+  }
+
+  /** Records which attempts' frames `stream` carries (see `brokenAttempts`). */
+  private noteAttempts(stream: object, frames: readonly { targetTask: string }[]): void {
+    let set = this.streamAttempts.get(stream);
+    if (!set) {
+      set = new Set();
+      this.streamAttempts.set(stream, set);
+    }
+    let last = '';
+    for (const f of frames) {
+      if (f.targetTask.startsWith(last) && last !== '') continue;
+      last = `${attemptOf(f.targetTask)}:`;
+      set.add(last.slice(0, -1));
+    }
+  }
+
+  /** A task of `attemptKey` (`jobId:attempt`) still deployed here, as its task key, or undefined. */
+  private liveTaskOf(attemptKey: string): string | undefined {
+    const prefix = `${attemptKey}:`;
+    for (const k of this.taskSlot.keys()) if (k.startsWith(prefix)) return k;
+    return undefined;
+  }
+
+  /**
+   * A data stream broke (error, cancel, or closed by a peer that stopped): every attempt whose
+   * frames it carried and that still has tasks here is fenced (`brokenAttempts`) and, after the
+   * grace period, failed through one of its tasks with `DATA_CONNECTION_LOST`.
+   */
+  private dataConnectionLost(stream: object, reason: string): void {
+    const attempts = this.streamAttempts.get(stream);
+    if (!attempts) return;
+    for (const a of attempts) {
+      if (this.brokenAttempts.has(a) || this.liveTaskOf(a) === undefined) continue;
+      this.brokenAttempts.add(a);
+      this.opts.log.warn({ attempt: a, reason }, 'data connection lost: the attempt is fenced here');
+      setTimeout(() => {
+        const taskKey = this.liveTaskOf(a);
+        if (this.stopping || taskKey === undefined) return; // canceled meanwhile: failed over already
+        const [jobId, attempt, taskId] = taskKey.split(':') as [string, string, string];
+        void this.reportTaskState({
+          taskmanagerId: this.id,
+          jobId,
+          attempt: Number(attempt),
+          taskId,
+          state: 'FAILED',
+          errorCode: 'DATA_CONNECTION_LOST',
+          errorMessage: reason,
+          countersJson: '',
+        });
+      }, DATA_CONNECTION_GRACE_MS).unref();
+    }
   }
 
   /** Stops heartbeats, workers and the server. */

@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'JOB_STATE'
   | 'NO_RESOURCES'
   | 'TASKMANAGER_LOST'
+  /** a data stream between two TaskManagers broke: its frames are lost, the attempt fails over */
+  | 'DATA_CONNECTION_LOST'
   | 'TASK_FAILED'
   | 'REDIS_UNAVAILABLE'
   | 'JOBMANAGER_UNAVAILABLE'

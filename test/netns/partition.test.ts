@@ -478,17 +478,21 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
   });
 
   // A partition between two TaskManagers only: both still heartbeat to the JobManager, so nothing
-  // but the data plane can notice. gRPC keepalive does notice (the Exchange stream breaks within
-  // 5–15 s), but the TaskManager only logs it and opens a new stream for the next frames: the
-  // frames (and credits) lost with the old stream stall the job until the checkpoint timeout
-  // expires a checkpoint (60 s by default; 25 s here), and frames lost while credits remained
-  // would be a silent gap. Flink fails the tasks of a broken data connection at once.
+  // but the data plane can notice. gRPC keepalive does (the Exchange stream breaks within 5–15 s).
+  // Frames lost with a stream cannot be replayed, so the TaskManager fences the attempt at once
+  // (drops its frames both ways, withholds its checkpoint acks: no frame after a gap, no checkpoint
+  // over lost records) and fails it a grace period later (1 s), as Flink fails the tasks of a
+  // broken data connection. Before that fix the job stalled until a checkpoint timed out (60 s by
+  // default; 25 s here), and frames lost while credits remained could have been a silent gap.
   describe('a cut between two TaskManagers (the data plane only)', () => {
     let jobId: string;
+    let out: string;
     let closedAt = 0;
+    let a = '';
+    let b = '';
 
     it('is invisible to the heartbeats; keepalive breaks the data stream within 5–15 s', async () => {
-      const out = join(dir, 'pair-cut.jsonl');
+      out = join(dir, 'pair-cut.jsonl');
       const specFile = writeSpec('pair-cut', out);
       const spec = JSON.parse(readFileSync(specFile, 'utf8')) as { checkpoint: Record<string, unknown> };
       spec.checkpoint.timeoutMs = 25_000;
@@ -498,8 +502,8 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
       jobId = sub.stdout.trim();
       const running = await underWay(jobId);
       // source-0 (with window-0 and the sink) in one slot, window-1 in another: records cross
-      const a = running.tasks.find((t) => t.taskId === 'source-0')?.taskmanagerId as string;
-      const b = running.tasks.find((t) => t.taskId === 'window-1')?.taskmanagerId as string;
+      a = running.tasks.find((t) => t.taskId === 'source-0')?.taskmanagerId as string;
+      b = running.tasks.find((t) => t.taskId === 'window-1')?.taskmanagerId as string;
       expect(a).not.toBe(b);
       const from = new Map([...tms].map(([id, p]) => [id, p.stderr.length]));
       const closed = () =>
@@ -520,15 +524,39 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
       expect(j.job).toMatchObject({ state: 'RUNNING', attempt: 1 });
     });
 
-    // KNOWN BUG, expected to fail until a TaskManager fails the tasks whose data stream broke
-    // (see the report of issue 6 items 5/7): today the job waits for the checkpoint timeout.
-    it.fails('KNOWN BUG: the job fails over within 3 s of the broken data stream, not at the checkpoint timeout', async () => {
+    it('fails the attempt over within 3 s of the broken data stream; healed, the output is exactly once', async () => {
       expect(closedAt).toBeGreaterThan(0);
-      await waitFor(async () => (await job(jobId)).job.attempt >= 2, {
-        timeoutMs: Math.max(0, closedAt + 3000 - Date.now()),
-        intervalMs: 100,
-        message: 'no failover after the data stream broke',
-      });
+      const failedOver = await waitFor(
+        async () => {
+          const j = await job(jobId);
+          return j.job.attempt >= 2 ? j : undefined;
+        },
+        {
+          timeoutMs: Math.max(0, closedAt + 3000 - Date.now()),
+          intervalMs: 100,
+          message: () => `no failover after the data stream broke\n${logs()}`,
+        },
+      );
+      const failoverMs = Date.now() - closedAt;
+      await net.healBetween(a, b);
+      const done = await waitFor(
+        async () => {
+          const j = await job(jobId);
+          if (j.job.state === 'FAILED' || j.job.state === 'CANCELED')
+            throw Object.assign(new Error(`job ${j.job.state}: ${j.job.failure}\n${logs()}`), { fatal: true });
+          return j.job.state === 'FINISHED' ? j : undefined;
+        },
+        { timeoutMs: 90_000, message: () => `job ${jobId} did not finish\n${logs()}` },
+      );
+      expect(done.exceptions[0]?.reason).toContain('DATA_CONNECTION_LOST');
+      expect(done.exceptions[0]?.reason).toMatch(new RegExp(`TaskManager (${a}|${b})`));
+      const rows = linesOf(out).sort();
+      expect(rows.length).toBe(expected.length);
+      expect(rows).toEqual(expected);
+      console.info(
+        `cut ${a} ↔ ${b}: stream broke, attempt ${failedOver.job.attempt} after ${failoverMs} ms; ` +
+          `FINISHED at attempt ${done.job.attempt} with ${rows.length} rows, equal to the oracle`,
+      );
     });
   });
 });

@@ -4,6 +4,12 @@
  * JobManager instance, and TaskManagers in an Auto Scaling group, each instance running one
  * `fluxo` process as a systemd unit installed from an `npm pack` tarball shipped as an S3 asset.
  *
+ * Secrets (Secrets Manager; never in the user data, only their ARNs): the web token (JobManager
+ * only) and the cluster token (JobManager and TaskManagers, every gRPC call carries it), both
+ * generated; optionally a TLS secret the user made (`tlsSecret`: CA, one shared certificate and
+ * key), turning on mutual TLS with `--tls-server-name` on every gRPC channel. Each role may read
+ * only the secrets its instances fetch.
+ *
  * Security groups, by port (nothing else is open; outbound is open for package installs):
  *   JobManager   6123 from TaskManagers and from clientCidr; 8081 from clientCidr
  *   TaskManager  6130 from TaskManagers (records) and from the JobManager (task deployment)
@@ -38,7 +44,7 @@ import {
 import { CfnReplicationGroup, CfnSubnetGroup } from 'aws-cdk-lib/aws-elasticache';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { EC2_UNIQUE_IMDSV2_LAUNCH_TEMPLATE_NAME } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
 import { type FluxoSettings, type FluxoSettingsInput, PORTS, resolveSettings } from './settings.js';
@@ -54,6 +60,7 @@ export const OUTPUTS = {
   jobManagerInstanceId: 'JobManagerInstanceId',
   asgName: 'TaskManagerAsgName',
   webTokenSecretArn: 'WebTokenSecretArn',
+  clusterTokenSecretArn: 'ClusterTokenSecretArn',
   redisUrl: 'RedisUrl',
 } as const;
 
@@ -73,6 +80,12 @@ export class FluxoStack extends Stack {
   /** the ElastiCache replication group in `elasticache` mode */
   readonly redisReplicationGroup?: CfnReplicationGroup;
   readonly webTokenSecret: Secret;
+  /** the cluster token, generated: read by the JobManager and every TaskManager */
+  readonly clusterTokenSecret: Secret;
+  /** the user's TLS secret (`tlsSecret`), when set */
+  readonly tlsSecret?: ISecret;
+  readonly jobManagerRole: Role;
+  readonly taskManagerRole: Role;
 
   /** @throws SettingsError listing every invalid setting */
   constructor(scope: Construct, id: string, props: FluxoStackProps) {
@@ -173,27 +186,47 @@ export class FluxoStack extends Stack {
       this.redisUrl = `redis://${this.redisInstance.instancePrivateIp}:${PORTS.redis}`;
     }
 
-    // --- Fluxo itself, the web token ---
+    // --- Fluxo itself, the tokens, TLS ---
     const tarball = new Asset(this, 'FluxoPackage', { path: s.fluxoTarball });
     this.webTokenSecret = new Secret(this, 'WebToken', {
       description: 'Fluxo web UI / REST API token (Authorization: Bearer <token>)',
       generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // printable ASCII without spaces, as a cluster token must be (docs/security.md)
+    this.clusterTokenSecret = new Secret(this, 'ClusterToken', {
+      description: 'Fluxo cluster token: every gRPC call of the cluster and the CLI carries it (--cluster-token-file)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    if (s.tlsSecret !== undefined)
+      this.tlsSecret = s.tlsSecret.startsWith('arn:')
+        ? Secret.fromSecretCompleteArn(this, 'TlsSecret', s.tlsSecret)
+        : Secret.fromSecretNameV2(this, 'TlsSecret', s.tlsSecret);
+    const tls = s.tlsSecret !== undefined ? { secretId: s.tlsSecret, serverName: s.tlsServerName } : undefined;
     const install = installFluxoCommands({ tarballS3Url: tarball.s3ObjectUrl, region: this.region });
 
     // --- JobManager ---
     const jmRole = role('JobManagerRole');
+    this.jobManagerRole = jmRole;
     tarball.grantRead(jmRole);
     this.webTokenSecret.grantRead(jmRole);
+    this.clusterTokenSecret.grantRead(jmRole);
+    this.tlsSecret?.grantRead(jmRole);
     const jmType = new InstanceType(s.jobManagerInstanceType);
     const jmUserData = UserData.forLinux();
     jmUserData.addCommands(
       ...install,
       ...jobManagerCommands({
         redisUrl: this.redisUrl,
-        webTokenSecretArn: this.webTokenSecret.secretArn,
         region: this.region,
+        secrets: {
+          webTokenSecretArn: this.webTokenSecret.secretArn,
+          clusterTokenSecretArn: this.clusterTokenSecret.secretArn,
+          tls,
+        },
+        scheduler: s.scheduler,
+        resourceStabilizationTimeoutMs: s.resourceStabilizationTimeoutMs,
       }),
     );
     this.jobManager = new Instance(this, 'JobManager', {
@@ -212,7 +245,11 @@ export class FluxoStack extends Stack {
 
     // --- TaskManagers ---
     const tmRole = role('TaskManagerRole');
+    this.taskManagerRole = tmRole;
     tarball.grantRead(tmRole);
+    // the cluster token (and TLS files), not the web token
+    this.clusterTokenSecret.grantRead(tmRole);
+    this.tlsSecret?.grantRead(tmRole);
     const tmType = new InstanceType(s.taskManagerInstanceType);
     const tmUserData = UserData.forLinux();
     tmUserData.addCommands(
@@ -221,6 +258,8 @@ export class FluxoStack extends Stack {
         jobManagerHost: this.jobManager.instancePrivateIp,
         slots: s.slotsPerTaskManager,
         redisUrl: this.redisUrl,
+        region: this.region,
+        secrets: { clusterTokenSecretArn: this.clusterTokenSecret.secretArn, tls },
       }),
     );
     const launchTemplate = new LaunchTemplate(this, 'TaskManagerLaunchTemplate', {
@@ -275,6 +314,11 @@ export class FluxoStack extends Stack {
     new CfnOutput(this, OUTPUTS.webTokenSecretArn, {
       description: 'Secrets Manager secret holding the web token (aws secretsmanager get-secret-value --secret-id …)',
       value: this.webTokenSecret.secretArn,
+    });
+    new CfnOutput(this, OUTPUTS.clusterTokenSecretArn, {
+      description:
+        'Secrets Manager secret holding the cluster token, for the CLI (--cluster-token-file / FLUXO_CLUSTER_TOKEN_FILE)',
+      value: this.clusterTokenSecret.secretArn,
     });
     new CfnOutput(this, OUTPUTS.redisUrl, {
       description: 'Redis, reachable from the JobManager and TaskManagers only',

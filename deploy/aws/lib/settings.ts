@@ -8,6 +8,14 @@
 export type RedisMode = 'elasticache' | 'ec2';
 export const REDIS_MODES: readonly RedisMode[] = ['elasticache', 'ec2'];
 
+/**
+ * The JobManager's `--scheduler`: `reactive` rescales running jobs (those with checkpoints) to the
+ * slots the TaskManagers offer, so a job follows the Auto Scaling group; `default` keeps the
+ * parallelism a job was submitted with (deploy/README.md "Reactive mode").
+ */
+export type Scheduler = 'default' | 'reactive';
+export const SCHEDULERS: readonly Scheduler[] = ['default', 'reactive'];
+
 /** The ports Fluxo listens on, as the systemd units pass them. */
 export const PORTS = {
   /** JobManager gRPC (`--rpc-port`): TaskManagers register here, the CLI submits here */
@@ -31,8 +39,8 @@ export interface TaskManagerCounts {
 export interface FluxoSettingsInput {
   /**
    * IPv4 CIDR allowed to reach the JobManager's gRPC (6123) and web (8081) ports, and SSH when a
-   * key pair is set, e.g. `203.0.113.7/32`. Required; a /0 is refused: the gRPC port has no
-   * authentication.
+   * key pair is set, e.g. `203.0.113.7/32`. Required; a /0 is refused: the web UI is plain HTTP,
+   * and without `tlsSecret` so is gRPC (its cluster token would cross the internet readable).
    */
   clientCidr: string;
   /** Path of the `npm pack` tarball of Fluxo that the instances install (uploaded as an S3 asset). */
@@ -55,11 +63,31 @@ export interface FluxoSettingsInput {
   keyPairName?: string;
   /** The VPC's IPv4 range; default `10.42.0.0/16`. */
   vpcCidr?: string;
+  /** The JobManager's `--scheduler`; default `reactive` (jobs follow the Auto Scaling group). */
+  scheduler?: Scheduler;
+  /**
+   * `--resource-stabilization-timeout` in ms (reactive scheduler only): how long no TaskManager
+   * must have joined before jobs scale up. Default 30000: instances of one scale-out finish booting
+   * (Node.js and Fluxo installs) some seconds apart, and each straggler after the timeout would
+   * cost one more rescale.
+   */
+  resourceStabilizationTimeoutMs?: number;
+  /**
+   * TLS for gRPC: the name (or complete ARN) of a Secrets Manager secret, created by you, whose
+   * value is JSON `{"ca": "<PEM>", "cert": "<PEM>", "key": "<PEM>"}`: the cluster CA and one
+   * certificate and unencrypted key shared by the JobManager and every TaskManager, whose
+   * subjectAltName holds `DNS:<tlsServerName>`. Default none: gRPC inside the VPC is plaintext
+   * (but needs the cluster token).
+   */
+  tlsSecret?: string;
+  /** The name in the shared certificate, checked instead of addresses (`--tls-server-name`); default `fluxo.cluster`. Only with `tlsSecret`. */
+  tlsServerName?: string;
 }
 
 /** Every setting with its default applied. */
-export type FluxoSettings = Required<Omit<FluxoSettingsInput, 'keyPairName' | 'taskManagers'>> & {
+export type FluxoSettings = Required<Omit<FluxoSettingsInput, 'keyPairName' | 'taskManagers' | 'tlsSecret'>> & {
   keyPairName?: string;
+  tlsSecret?: string;
   taskManagers: TaskManagerCounts;
 };
 
@@ -72,6 +100,9 @@ export const DEFAULTS = {
   taskManagers: { min: 1, max: 4, desired: 2 } as TaskManagerCounts,
   slotsPerTaskManager: 2,
   vpcCidr: '10.42.0.0/16',
+  scheduler: 'reactive' as Scheduler,
+  resourceStabilizationTimeoutMs: 30_000,
+  tlsServerName: 'fluxo.cluster',
 };
 
 /** Thrown for invalid settings; `problems` lists every one, `name: what is wrong`. */
@@ -95,6 +126,12 @@ export function cidrProblem(cidr: string): string | undefined {
 }
 
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+/** A Secrets Manager secret name (the characters it allows). */
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+/** A complete secret ARN: its name ends in `-` and the 6 characters Secrets Manager appends. */
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+/** A DNS name: labels of letters, digits and inner hyphens, dot-separated. */
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /**
  * Applies the defaults and validates every setting.
@@ -114,6 +151,10 @@ export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
     slotsPerTaskManager: input.slotsPerTaskManager ?? DEFAULTS.slotsPerTaskManager,
     keyPairName: input.keyPairName === '' ? undefined : input.keyPairName,
     vpcCidr: input.vpcCidr ?? DEFAULTS.vpcCidr,
+    scheduler: input.scheduler ?? DEFAULTS.scheduler,
+    resourceStabilizationTimeoutMs: input.resourceStabilizationTimeoutMs ?? DEFAULTS.resourceStabilizationTimeoutMs,
+    tlsSecret: input.tlsSecret === '' ? undefined : input.tlsSecret,
+    tlsServerName: input.tlsServerName ?? DEFAULTS.tlsServerName,
   };
 
   if (typeof s.clientCidr !== 'string' || s.clientCidr === '') {
@@ -123,7 +164,7 @@ export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
     if (p) problems.push(`clientCidr: ${p}`);
     else if (s.clientCidr.endsWith('/0'))
       problems.push(
-        `clientCidr: '${s.clientCidr}' would open the JobManager's gRPC port (no authentication) to every address; give your own network, e.g. 203.0.113.7/32`,
+        `clientCidr: '${s.clientCidr}' would open the JobManager's gRPC port and plain-HTTP web UI to every address; give your own network, e.g. 203.0.113.7/32`,
       );
   }
   const vpc = cidrProblem(s.vpcCidr);
@@ -149,6 +190,19 @@ export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
     problems.push(`slotsPerTaskManager: ${String(s.slotsPerTaskManager)} is not an integer ≥ 1`);
   if (s.keyPairName !== undefined && !/^[\x20-\x7e]{1,255}$/.test(s.keyPairName))
     problems.push('keyPairName: must be 1 to 255 printable ASCII characters');
+  if (!SCHEDULERS.includes(s.scheduler))
+    problems.push(`scheduler: '${String(s.scheduler)}' is not one of ${SCHEDULERS.join(', ')}`);
+  if (!Number.isInteger(s.resourceStabilizationTimeoutMs) || s.resourceStabilizationTimeoutMs < 1)
+    problems.push(`resourceStabilizationTimeoutMs: ${String(s.resourceStabilizationTimeoutMs)} is not an integer ≥ 1`);
+  if (s.tlsSecret !== undefined) {
+    if (s.tlsSecret.startsWith('arn:') ? !SECRET_ARN.test(s.tlsSecret) : !SECRET_NAME.test(s.tlsSecret))
+      problems.push(
+        `tlsSecret: '${s.tlsSecret}' is neither a Secrets Manager secret name nor a complete secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)`,
+      );
+    if (!DNS_NAME.test(s.tlsServerName))
+      problems.push(`tlsServerName: '${s.tlsServerName}' is not a DNS name like fluxo.cluster`);
+  } else if (input.tlsServerName !== undefined)
+    problems.push('tlsServerName: only used with tlsSecret (the secret holding the certificates); set both or neither');
 
   if (problems.length > 0) throw new SettingsError(problems);
   return s;
@@ -172,6 +226,10 @@ export const CONTEXT_KEYS = {
   slotsPerTm: 'slotsPerTaskManager',
   keyPair: 'keyPairName',
   vpcCidr: 'vpcCidr',
+  scheduler: 'scheduler',
+  stabilizationTimeoutMs: 'resourceStabilizationTimeoutMs',
+  tlsSecret: 'tlsSecret',
+  tlsServerName: 'tlsServerName',
 } as const;
 
 /**
@@ -213,6 +271,10 @@ export function settingsFromContext(get: (key: string) => unknown, defaultTarbal
     slotsPerTaskManager: int('slotsPerTm'),
     keyPairName: str('keyPair'),
     vpcCidr: str('vpcCidr'),
+    scheduler: str('scheduler') as Scheduler | undefined,
+    resourceStabilizationTimeoutMs: int('stabilizationTimeoutMs'),
+    tlsSecret: str('tlsSecret'),
+    tlsServerName: str('tlsServerName'),
   };
   if (problems.length > 0) throw new SettingsError(problems);
   return input;

@@ -2,8 +2,11 @@
  * The settings of the Fluxo AWS stack (deploy/aws/lib/settings.ts): defaults, validation, and
  * reading them from CDK context (`-c key=value` strings or cdk.json values).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  CONTEXT_KEYS,
   cidrProblem,
   DEFAULTS,
   parseContextArgs,
@@ -11,6 +14,7 @@ import {
   SettingsError,
   settingsFromContext,
 } from '../../../deploy/aws/lib/settings.js';
+import { REPO_ROOT } from '../../support/processes.js';
 
 const problemsOf = (f: () => unknown): string[] => {
   try {
@@ -30,7 +34,9 @@ describe('resolveSettings', () => {
       clientCidr: '192.0.2.10/32',
       fluxoTarball: '/x/fluxo.tgz',
       keyPairName: undefined,
+      tlsSecret: undefined,
     });
+    expect(s.scheduler).toBe('reactive'); // jobs follow the Auto Scaling group
   });
 
   it('keeps what is given; a partial count object keeps the other defaults', () => {
@@ -62,7 +68,7 @@ describe('resolveSettings', () => {
         }),
       ),
     ).toEqual([
-      "clientCidr: '0.0.0.0/0' would open the JobManager's gRPC port (no authentication) to every address; give your own network, e.g. 203.0.113.7/32",
+      "clientCidr: '0.0.0.0/0' would open the JobManager's gRPC port and plain-HTTP web UI to every address; give your own network, e.g. 203.0.113.7/32",
       "vpcCidr: '10.0.0.0/8' must be a /16 to /24 (it holds four /26 or larger subnets)",
       'fluxoTarball: required, the path of the `npm pack` tarball of Fluxo',
       "redisMode: 'memcached' is not one of elasticache, ec2",
@@ -77,6 +83,64 @@ describe('resolveSettings', () => {
     expect(() => resolveSettings({ clientCidr: '', fluxoTarball: 't' })).toThrow(
       /^invalid Fluxo stack settings:\n {2}- clientCidr: required/,
     );
+  });
+});
+
+describe('resolveSettings: scheduler and TLS', () => {
+  const base = { clientCidr: '192.0.2.10/32', fluxoTarball: 't.tgz' };
+
+  it('keeps the scheduler, stabilization timeout, TLS secret and server name given', () => {
+    expect(
+      resolveSettings({
+        ...base,
+        scheduler: 'default',
+        resourceStabilizationTimeoutMs: 1234,
+        tlsSecret: 'ops/fluxo-tls',
+        tlsServerName: 'fluxo.internal',
+      }),
+    ).toMatchObject({
+      scheduler: 'default',
+      resourceStabilizationTimeoutMs: 1234,
+      tlsSecret: 'ops/fluxo-tls',
+      tlsServerName: 'fluxo.internal',
+    });
+  });
+
+  it('takes a TLS secret by name or by complete ARN, with the default server name', () => {
+    const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:fluxo/tls-a1B2c3';
+    expect(resolveSettings({ ...base, tlsSecret: arn })).toMatchObject({
+      tlsSecret: arn,
+      tlsServerName: DEFAULTS.tlsServerName,
+    });
+    expect(resolveSettings({ ...base, tlsSecret: '' }).tlsSecret).toBeUndefined();
+  });
+
+  it('lists every problem: scheduler, timeout, secret name or ARN, server name, a server name without a secret', () => {
+    expect(
+      problemsOf(() =>
+        resolveSettings({
+          ...base,
+          scheduler: 'adaptive' as never,
+          resourceStabilizationTimeoutMs: 0,
+          tlsSecret: "fluxo's tls",
+          tlsServerName: 'not a name',
+        }),
+      ),
+    ).toEqual([
+      "scheduler: 'adaptive' is not one of default, reactive",
+      'resourceStabilizationTimeoutMs: 0 is not an integer ≥ 1',
+      "tlsSecret: 'fluxo's tls' is neither a Secrets Manager secret name nor a complete secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)",
+      "tlsServerName: 'not a name' is not a DNS name like fluxo.cluster",
+    ]);
+    // a partial ARN (no 6-character suffix) is refused: IAM could not name the secret exactly
+    expect(
+      problemsOf(() =>
+        resolveSettings({ ...base, tlsSecret: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:fluxo' }),
+      ),
+    ).toEqual([expect.stringMatching(/^tlsSecret: .* is neither/)]);
+    expect(problemsOf(() => resolveSettings({ ...base, tlsServerName: 'fluxo.internal' }))).toEqual([
+      'tlsServerName: only used with tlsSecret (the secret holding the certificates); set both or neither',
+    ]);
   });
 });
 
@@ -104,6 +168,10 @@ describe('settingsFromContext', () => {
       slotsPerTm: '8',
       keyPair: 'ops',
       vpcCidr: '10.9.0.0/16',
+      scheduler: 'default',
+      stabilizationTimeoutMs: '20000',
+      tlsSecret: 'ops/fluxo-tls',
+      tlsServerName: 'tm.fluxo.internal',
     };
     const input = settingsFromContext((k) => ctx[k], '/default/fluxo.tgz');
     expect(resolveSettings(input)).toMatchObject({
@@ -116,6 +184,10 @@ describe('settingsFromContext', () => {
       slotsPerTaskManager: 8,
       keyPairName: 'ops',
       vpcCidr: '10.9.0.0/16',
+      scheduler: 'default',
+      resourceStabilizationTimeoutMs: 20000,
+      tlsSecret: 'ops/fluxo-tls',
+      tlsServerName: 'tm.fluxo.internal',
     });
   });
 
@@ -125,9 +197,23 @@ describe('settingsFromContext', () => {
       'd',
     );
     expect(resolveSettings(input)).toMatchObject({ keyPairName: undefined, fluxoTarball: 'x.tgz' });
-    expect(problemsOf(() => settingsFromContext((k) => ({ tmMax: 'four' })[k], 'd'))).toEqual([
+    expect(
+      problemsOf(() => settingsFromContext((k) => ({ tmMax: 'four', stabilizationTimeoutMs: '3s' })[k], 'd')),
+    ).toEqual([
       "tmMax (context): 'four' is not an integer",
+      "stabilizationTimeoutMs (context): '3s' is not an integer",
     ]);
+  });
+});
+
+describe('deploy/README.md', () => {
+  it('documents every context key in the settings table, and no other', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'deploy/README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('| Context key |'), readme.indexOf('### Step by step'));
+    const documented = [...table.matchAll(/^\| ((?:`\w+`(?: \/ )?)+) \|/gm)].flatMap((m) =>
+      [...m[1].matchAll(/`(\w+)`/g)].map((k) => k[1]),
+    );
+    expect(documented.sort()).toEqual([...Object.keys(CONTEXT_KEYS), 'stackName'].sort());
   });
 });
 

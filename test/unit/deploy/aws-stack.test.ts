@@ -2,8 +2,9 @@
  * The Fluxo AWS CDK stack (deploy/aws), synthesized offline and checked with
  * aws-cdk-lib/assertions: the TaskManager Auto Scaling group, every security-group ingress rule,
  * the boot scripts (systemd units, the fluxo command lines, the advertised address from IMDSv2,
- * the web token from Secrets Manager), both Redis modes, and the stack outputs. Every value
- * checked against the settings comes from the props passed here.
+ * the web and cluster tokens and the optional TLS files from Secrets Manager, the scheduler), who
+ * may read which secret, both Redis modes, and the stack outputs. Every value checked against the
+ * settings comes from the props passed here.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnSecurityGroup } from 'aws-cdk-lib/aws-ec2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FluxoStack, type FluxoStackProps } from '../../../deploy/aws/lib/fluxo-stack.js';
+import { DEFAULTS } from '../../../deploy/aws/lib/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fluxo-aws-test-'));
 const tarball = join(dir, 'fluxo-9.9.9.tgz');
@@ -92,6 +94,47 @@ function instanceUserData(s: Synth, instance: { instanceId: string }): string {
 /** The line of a systemd unit in a boot script that starts with `key=`. */
 function unitLines(script: string, key: string): string[] {
   return script.split('\n').filter((l) => l.startsWith(`${key}=`));
+}
+/** The lines of the file a boot script writes at `path` (its quoted heredoc). */
+function fileIn(script: string, path: string): string[] {
+  const lines = script.split('\n');
+  const start = lines.indexOf(`cat > ${path} <<'FLUXO_EOF'`);
+  expect(start, path).toBeGreaterThanOrEqual(0);
+  return lines.slice(start + 1, lines.indexOf('FLUXO_EOF', start));
+}
+/** What the fetch script of a boot script reads from Secrets Manager: `<secret id> > <file>`, in order. */
+function fetchedSecrets(script: string): string[] {
+  return fileIn(script, '/usr/local/sbin/fluxo-fetch-secrets').flatMap((l) => {
+    const m =
+      /aws secretsmanager get-secret-value --region \$\{AWS::Region\} --secret-id '([^']+)' .*> "\$tmp\/([\w.-]+)"/.exec(
+        l,
+      );
+    return m ? [`${m[1]} > ${m[2]}`] : [];
+  });
+}
+const jobManagerExecStart = (s: Synth): string =>
+  unitLines(
+    fileIn(instanceUserData(s, s.stack.jobManager), '/etc/systemd/system/fluxo-jobmanager.service').join('\n'),
+    'ExecStart',
+  )[0];
+const taskManagerExecStart = (s: Synth): string =>
+  unitLines(fileIn(taskManagerUserData(s), '/etc/systemd/system/fluxo-taskmanager.service').join('\n'), 'ExecStart')[0];
+
+/** The secrets a role may read: the Resource of every secretsmanager statement of its policies, as `text` renders it. */
+function secretsReadBy(s: Synth, role: { node: { defaultChild?: unknown } }): string[] {
+  const roleId = logicalId(s, role);
+  const out: string[] = [];
+  for (const [, p] of resourcesOf(s, 'AWS::IAM::Policy')) {
+    if (!JSON.stringify(p.Roles).includes(`"${roleId}"`)) continue;
+    for (const st of (p.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] })
+      .Statement) {
+      const actions = ([] as string[]).concat(st.Action);
+      if (!actions.some((a) => a.startsWith('secretsmanager:'))) continue;
+      expect(actions.sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      out.push(text(st.Resource));
+    }
+  }
+  return out.sort();
 }
 
 /** Every ingress rule (inline or standalone) as `<group logical id> <port> <source>`. */
@@ -263,9 +306,9 @@ describe('FluxoStack: boot scripts', () => {
       expect(ud).toContain('echo "FLUXO_ADVERTISE_HOST=$private_ip" > /etc/fluxo/taskmanager.env');
 
       expect(ud).toContain("cat > /etc/systemd/system/fluxo-taskmanager.service <<'FLUXO_EOF'");
-      expect(unitLines(ud, 'ExecStart')).toEqual([
-        `ExecStart=/opt/fluxo/bin/fluxo taskmanager --jobmanager ${jmIp}:6123 --slots 3 --host 0.0.0.0 --advertise-host \${FLUXO_ADVERTISE_HOST} --data-port 6130`,
-      ]);
+      expect(unitLines(ud, 'ExecStart')).toContain(
+        `ExecStart=/opt/fluxo/bin/fluxo taskmanager --jobmanager ${jmIp}:6123 --slots 3 --host 0.0.0.0 --advertise-host \${FLUXO_ADVERTISE_HOST} --data-port 6130 --cluster-token-file %d/cluster-token`,
+      );
       expect(unitLines(ud, 'EnvironmentFile')).toEqual(['EnvironmentFile=/etc/fluxo/taskmanager.env']);
       expect(unitLines(ud, 'User')).toEqual(['User=fluxo']);
       expect(unitLines(ud, 'Restart')).toEqual(['Restart=always']);
@@ -276,28 +319,30 @@ describe('FluxoStack: boot scripts', () => {
   );
 
   it(
-    'JobManager: the web token comes from Secrets Manager at service start, never in the user data; the fluxo command line',
+    'JobManager: the web and cluster tokens come from Secrets Manager before every start, never in the user data; the fluxo command line',
     () => {
       const s = synth();
       const ud = instanceUserData(s, s.stack.jobManager);
       const redisUrl = tok(s, s.stack.redisUrl);
-      const secretArn = tok(s, s.stack.webTokenSecret.secretArn);
       expect(ud).toContain("cat > /etc/systemd/system/fluxo-jobmanager.service <<'FLUXO_EOF'");
-      expect(unitLines(ud, 'ExecStart')).toEqual([
-        `ExecStart=/opt/fluxo/bin/fluxo jobmanager --host 0.0.0.0 --rpc-port 6123 --web-host 0.0.0.0 --web-port 8081 --web-token-file /etc/fluxo/web-token --redis ${redisUrl}`,
+      expect(jobManagerExecStart(s)).toBe(
+        `ExecStart=/opt/fluxo/bin/fluxo jobmanager --host 0.0.0.0 --rpc-port 6123 --web-host 0.0.0.0 --web-port 8081 --web-token-file %d/web-token --redis ${redisUrl} --scheduler ${DEFAULTS.scheduler} --resource-stabilization-timeout ${DEFAULTS.resourceStabilizationTimeoutMs} --cluster-token-file %d/cluster-token`,
+      );
+      // the tokens: fetched by the oneshot unit into root-only files, given to the unit as credentials
+      expect(fetchedSecrets(ud)).toEqual([
+        `${tok(s, s.stack.webTokenSecret.secretArn)} > web-token`,
+        `${tok(s, s.stack.clusterTokenSecret.secretArn)} > cluster-token`,
       ]);
-      expect(unitLines(ud, 'ExecStartPre')).toEqual(['ExecStartPre=+/usr/local/sbin/fluxo-fetch-web-token']);
-      expect(ud).toContain(`aws secretsmanager get-secret-value --region \${AWS::Region} --secret-id '${secretArn}'`);
+      expect(unitLines(ud, 'LoadCredential')).toEqual([
+        'LoadCredential=web-token:/etc/fluxo/secrets/web-token',
+        'LoadCredential=cluster-token:/etc/fluxo/secrets/cluster-token',
+      ]);
+      expect(unitLines(ud, 'Requires')).toEqual(['Requires=fluxo-secrets.service']);
+      expect(unitLines(ud, 'After')).toContain('After=network-online.target fluxo-secrets.service');
       expect(ud).toContain('systemctl enable --now fluxo-jobmanager.service');
-      // the value is generated by Secrets Manager, and no dynamic reference puts it in the user data
-      s.template.hasResourceProperties('AWS::SecretsManager::Secret', {
-        GenerateSecretString: Match.objectLike({ PasswordLength: Match.anyValue() }),
-      });
+      // the values are generated by Secrets Manager, and no dynamic reference puts them in the user data
       expect(JSON.stringify(s.json)).not.toContain('{{resolve:secretsmanager');
-      expect(ud).not.toMatch(/FLUXO_WEB_TOKEN=/);
-      // the JobManager may read the secret; the TaskManagers may not
-      const policies = resourcesOf(s, 'AWS::IAM::Policy').map(([, p]) => JSON.stringify(p));
-      expect(policies.filter((p) => p.includes('secretsmanager:GetSecretValue'))).toHaveLength(1);
+      expect(ud).not.toMatch(/FLUXO_(WEB|CLUSTER)_TOKEN=/);
     },
     SYNTH_MS,
   );
@@ -313,6 +358,194 @@ describe('FluxoStack: boot scripts', () => {
           HttpTokens: 'required',
         });
       for (const [id, p] of resourcesOf(s, 'AWS::EC2::Instance')) expect(p.LaunchTemplate, id).toBeDefined();
+    },
+    SYNTH_MS,
+  );
+});
+
+/** TLS from a secret the user made, by name, with another server name; and another scheduler setting. */
+const TLS: Partial<FluxoStackProps> = {
+  tlsSecret: 'team-a/fluxo-tls',
+  tlsServerName: 'nodes.fluxo.test',
+  resourceStabilizationTimeoutMs: 45_000,
+};
+/** TLS from a secret given by its complete ARN; the default scheduler. */
+const TLS_ARN: Partial<FluxoStackProps> = {
+  tlsSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:fluxo/tls-AbC123',
+  scheduler: 'default',
+};
+
+describe('FluxoStack: the cluster token', () => {
+  it(
+    'is generated by Secrets Manager (printable ASCII, no spaces), besides the web token',
+    () => {
+      const s = synth();
+      s.template.resourceCountIs('AWS::SecretsManager::Secret', 2);
+      const id = logicalId(s, s.stack.clusterTokenSecret);
+      const secret = s.json.Resources[id];
+      expect(secret.Type).toBe('AWS::SecretsManager::Secret');
+      expect(secret.Properties.GenerateSecretString).toMatchObject({
+        ExcludePunctuation: true,
+        IncludeSpace: false,
+        PasswordLength: expect.any(Number),
+      });
+      expect(secret.Properties.SecretString).toBeUndefined();
+      expect(logicalId(s, s.stack.webTokenSecret)).not.toBe(id);
+    },
+    SYNTH_MS,
+  );
+
+  it(
+    'may be read by the TaskManager role (and nothing else of Secrets Manager), and by the JobManager role with the web token',
+    () => {
+      const s = synth();
+      const web = tok(s, s.stack.webTokenSecret.secretArn);
+      const cluster = tok(s, s.stack.clusterTokenSecret.secretArn);
+      expect(secretsReadBy(s, s.stack.taskManagerRole)).toEqual([cluster]);
+      expect(secretsReadBy(s, s.stack.jobManagerRole)).toEqual([web, cluster].sort());
+      // no other role (the Redis instance's, in ec2 mode) reads a secret
+      const e = synth(EC2_SSH);
+      const policies = resourcesOf(e, 'AWS::IAM::Policy').filter(([, p]) =>
+        JSON.stringify(p).includes('secretsmanager:'),
+      );
+      expect(policies.map(([, p]) => text((p.Roles as unknown[])[0])).sort()).toEqual(
+        [logicalId(e, e.stack.jobManagerRole), logicalId(e, e.stack.taskManagerRole)].map((r) => `\${${r}}`).sort(),
+      );
+    },
+    SYNTH_MS,
+  );
+
+  it(
+    'is fetched into a root-only file on every TaskManager and given to its unit as a credential: --cluster-token-file',
+    () => {
+      const s = synth(CUSTOM);
+      const ud = taskManagerUserData(s);
+      const cluster = tok(s, s.stack.clusterTokenSecret.secretArn);
+      expect(fetchedSecrets(ud)).toEqual([`${cluster} > cluster-token`]);
+      expect(ud).not.toContain(tok(s, s.stack.webTokenSecret.secretArn));
+      const fetch = fileIn(ud, '/usr/local/sbin/fluxo-fetch-secrets');
+      expect(fetch).toContain('umask 077');
+      expect(fetch).toContain('dir=/etc/fluxo/secrets');
+      expect(fetch).toContain('install -d -m 0700 "$dir"');
+      expect(ud).toContain('chmod 0700 /usr/local/sbin/fluxo-fetch-secrets');
+      expect(fileIn(ud, '/etc/systemd/system/fluxo-secrets.service')).toEqual(
+        expect.arrayContaining(['Type=oneshot', 'ExecStart=/usr/local/sbin/fluxo-fetch-secrets']),
+      );
+      const unit = fileIn(ud, '/etc/systemd/system/fluxo-taskmanager.service');
+      expect(unit).toEqual(
+        expect.arrayContaining([
+          'Requires=fluxo-secrets.service',
+          'After=network-online.target fluxo-secrets.service',
+          'User=fluxo',
+          'LoadCredential=cluster-token:/etc/fluxo/secrets/cluster-token',
+        ]),
+      );
+      expect(unit.filter((l) => l.startsWith('LoadCredential='))).toHaveLength(1);
+      expect(taskManagerExecStart(s)).toMatch(/ --cluster-token-file %d\/cluster-token$/);
+      expect(jobManagerExecStart(s)).toContain(' --cluster-token-file %d/cluster-token');
+      // fluxo-cli: the CLI for root on the instance, with the same token file
+      expect(fileIn(ud, '/etc/fluxo/cli.env')).toEqual([
+        `FLUXO_JOBMANAGER=${tok(s, s.stack.jobManager.instancePrivateIp)}:6123`,
+        `REDIS_URL=${tok(s, s.stack.redisUrl)}`,
+        'FLUXO_CLUSTER_TOKEN_FILE=/etc/fluxo/secrets/cluster-token',
+      ]);
+      expect(ud).toContain('chmod 0600 /etc/fluxo/cli.env');
+      expect(JSON.stringify(s.json)).not.toContain('{{resolve:secretsmanager');
+    },
+    SYNTH_MS,
+  );
+});
+
+describe('FluxoStack: the scheduler', () => {
+  it(
+    'passes the scheduler and, when reactive, the stabilization timeout given to the JobManager only',
+    () => {
+      const reactive = synth(TLS);
+      expect(jobManagerExecStart(reactive)).toContain(
+        ` --scheduler reactive --resource-stabilization-timeout ${TLS.resourceStabilizationTimeoutMs} `,
+      );
+      const byDefault = synth(TLS_ARN);
+      expect(jobManagerExecStart(byDefault)).toContain(` --scheduler ${TLS_ARN.scheduler} `);
+      expect(jobManagerExecStart(byDefault)).not.toContain('--resource-stabilization-timeout');
+      for (const s of [reactive, byDefault]) expect(taskManagerExecStart(s)).not.toContain('--scheduler');
+    },
+    SYNTH_MS,
+  );
+});
+
+describe('FluxoStack: TLS', () => {
+  it(
+    'without tlsSecret: no TLS flag, no TLS file, no third secret',
+    () => {
+      const s = synth();
+      for (const line of [jobManagerExecStart(s), taskManagerExecStart(s)]) expect(line).not.toContain('--tls');
+      expect(instanceUserData(s, s.stack.jobManager)).not.toContain('tls-');
+      expect(taskManagerUserData(s)).not.toContain('tls-');
+      expect(s.stack.tlsSecret).toBeUndefined();
+    },
+    SYNTH_MS,
+  );
+
+  it(
+    'with tlsSecret: both units get the CA, the shared certificate and key as credentials, mutual TLS and the server name',
+    () => {
+      const s = synth(TLS);
+      const flags = `--cluster-token-file %d/cluster-token --tls-ca %d/tls-ca --tls-cert %d/tls-cert --tls-key %d/tls-key --tls-client-auth --tls-server-name ${TLS.tlsServerName}`;
+      expect(jobManagerExecStart(s)).toMatch(new RegExp(` ${flags.replaceAll('-', '\\-')}$`));
+      expect(taskManagerExecStart(s)).toMatch(new RegExp(` ${flags.replaceAll('-', '\\-')}$`));
+      const tlsCredentials = [
+        'LoadCredential=tls-ca:/etc/fluxo/secrets/tls-ca',
+        'LoadCredential=tls-cert:/etc/fluxo/secrets/tls-cert',
+        'LoadCredential=tls-key:/etc/fluxo/secrets/tls-key',
+      ];
+      const jmUd = instanceUserData(s, s.stack.jobManager);
+      const tmUd = taskManagerUserData(s);
+      expect(unitLines(jmUd, 'LoadCredential')).toEqual(expect.arrayContaining(tlsCredentials));
+      expect(unitLines(tmUd, 'LoadCredential')).toEqual([
+        'LoadCredential=cluster-token:/etc/fluxo/secrets/cluster-token',
+        ...tlsCredentials,
+      ]);
+      // the secret the user named is fetched (by its name) and split into the three files
+      for (const ud of [jmUd, tmUd]) {
+        expect(fetchedSecrets(ud)).toContain(`${TLS.tlsSecret} > tls.json`);
+        // the files it replaces once every secret was read (the JobManager's web token first)
+        expect(fileIn(ud, '/usr/local/sbin/fluxo-fetch-secrets').join('\n')).toMatch(
+          /^ {4}for f in (web-token )?cluster-token tls-ca tls-cert tls-key; do mv /m,
+        );
+        expect(fileIn(ud, '/etc/fluxo/cli.env')).toEqual(
+          expect.arrayContaining([
+            'FLUXO_TLS_CA=/etc/fluxo/secrets/tls-ca',
+            'FLUXO_TLS_CERT=/etc/fluxo/secrets/tls-cert',
+            'FLUXO_TLS_KEY=/etc/fluxo/secrets/tls-key',
+            `FLUXO_TLS_SERVER_NAME=${TLS.tlsServerName}`,
+          ]),
+        );
+      }
+    },
+    SYNTH_MS,
+  );
+
+  it(
+    'with tlsSecret: both roles may read that secret (a name matches its ARN suffix; a complete ARN is taken as is), the TaskManagers nothing more',
+    () => {
+      const s = synth(TLS);
+      const byName = `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${TLS.tlsSecret}-??????`;
+      const cluster = tok(s, s.stack.clusterTokenSecret.secretArn);
+      expect(secretsReadBy(s, s.stack.taskManagerRole)).toEqual([cluster, byName].sort());
+      expect(secretsReadBy(s, s.stack.jobManagerRole)).toEqual(
+        [tok(s, s.stack.webTokenSecret.secretArn), cluster, byName].sort(),
+      );
+      const a = synth(TLS_ARN);
+      const arn = TLS_ARN.tlsSecret as string;
+      expect(secretsReadBy(a, a.stack.taskManagerRole)).toEqual(
+        [tok(a, a.stack.clusterTokenSecret.secretArn), arn].sort(),
+      );
+      expect(secretsReadBy(a, a.stack.jobManagerRole)).toContain(arn);
+      expect(fetchedSecrets(taskManagerUserData(a))).toContain(`${arn} > tls.json`);
+      // the default server name when none is given
+      expect(taskManagerExecStart(a)).toMatch(new RegExp(` --tls-server-name ${DEFAULTS.tlsServerName}$`));
+      // only the secret's name or ARN is in the template: its value stays in Secrets Manager
+      a.template.resourceCountIs('AWS::SecretsManager::Secret', 2);
     },
     SYNTH_MS,
   );
@@ -382,6 +615,7 @@ describe('FluxoStack: outputs', () => {
       expect(out('TaskManagerAsgName')).toBe(tok(s, s.stack.taskManagers.autoScalingGroupName));
       expect(out('TaskManagerAsgName')).toMatch(/^\$\{TaskManagers\w+\}$/);
       expect(out('WebTokenSecretArn')).toBe(tok(s, s.stack.webTokenSecret.secretArn));
+      expect(out('ClusterTokenSecretArn')).toBe(tok(s, s.stack.clusterTokenSecret.secretArn));
       expect(out('RedisUrl')).toBe(tok(s, s.stack.redisUrl));
       expect(Object.keys(s.json.Outputs).sort()).toEqual(
         [
@@ -391,6 +625,7 @@ describe('FluxoStack: outputs', () => {
           'JobManagerInstanceId',
           'TaskManagerAsgName',
           'WebTokenSecretArn',
+          'ClusterTokenSecretArn',
           'RedisUrl',
         ].sort(),
       );

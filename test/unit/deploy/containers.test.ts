@@ -1,8 +1,10 @@
 /**
  * The container setup (Dockerfile, .dockerignore, deploy/docker-compose.yml and the files it
  * mounts), checked without a Docker engine: the files parse, the services and profiles are there,
- * every `fluxo` flag the compose file passes exists in that subcommand's --help, ports agree, the
- * image's ENTRYPOINT points at the build output and runs, and the runtime needs no devDependency.
+ * every `fluxo` flag the compose file passes (commands and healthchecks) exists in that
+ * subcommand's --help, every Fluxo container gets the required cluster token, the JobManager runs
+ * reactive, ports agree, the image's ENTRYPOINT points at the build output and runs, and the
+ * runtime needs no devDependency.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +23,7 @@ interface Service {
   environment?: Record<string, string>;
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }> | string[];
+  init?: boolean;
   volumes?: string[];
 }
 
@@ -39,7 +42,17 @@ function fluxoArgs(s: Service): string[] {
   expect(words.slice(0, 3)).toEqual(['exec', 'node', '/app/dist/client/main.js']);
   return words.slice(3);
 }
+/** The `fluxo` arguments of a CMD-SHELL healthcheck: `node /app/dist/client/main.js …` up to a pipe. */
+function healthcheckArgs(s: Service): string[] {
+  const test = s.healthcheck?.test ?? [];
+  expect(test[0]).toBe('CMD-SHELL');
+  const words = test[1].split('|')[0].trim().split(/\s+/);
+  expect(words.slice(0, 2)).toEqual(['node', '/app/dist/client/main.js']);
+  return words.slice(2);
+}
 const flags = (args: string[]): string[] => args.filter((a) => a.startsWith('--'));
+/** The services that run the Fluxo image. */
+const fluxoServices = Object.keys(svc).filter((name) => svc[name].image === 'fluxo:latest');
 const flagValue = (args: string[], flag: string): string | undefined => args[args.indexOf(flag) + 1];
 
 const dockerfile = read('Dockerfile');
@@ -114,15 +127,42 @@ describe('deploy/docker-compose.yml', () => {
 
   describe('uses only flags the fluxo subcommands have', () => {
     beforeAll(() => requireBuiltCli());
-    for (const name of ['jobmanager', 'taskmanager']) {
-      it(name, async () => {
-        const args = fluxoArgs(svc[name]);
+    // each command with the service whose environment it runs in
+    const commands: Record<string, [string, () => string[]]> = {
+      jobmanager: ['jobmanager', () => fluxoArgs(svc.jobmanager)],
+      taskmanager: ['taskmanager', () => fluxoArgs(svc.taskmanager)],
+      'taskmanager healthcheck': ['taskmanager', () => healthcheckArgs(svc.taskmanager)],
+      'cli (default command)': ['cli', () => fluxoArgs(svc.cli)],
+    };
+    for (const [name, [service, argsOf]] of Object.entries(commands)) {
+      it(`${name}: its flags, and the FLUXO_ variables of its environment`, async () => {
+        const args = argsOf();
         const help = await runCli([args[0], '--help']);
         expect(help.code).toBe(0);
-        expect(flags(args).length).toBeGreaterThan(2);
         for (const f of flags(args)) expect(help.stdout, f).toMatch(new RegExp(`(^|[\\s,])${f}\\b`, 'm'));
+        const vars = Object.keys(svc[service].environment ?? {}).filter((v) => v.startsWith('FLUXO_'));
+        expect(vars).toContain('FLUXO_CLUSTER_TOKEN'); // every one of these talks gRPC
+        for (const v of vars) expect(help.stdout, v).toMatch(new RegExp(`\\b${v}\\b`));
       });
     }
+    it('the JobManager runs the reactive scheduler, a choice of its --scheduler', async () => {
+      const jm = fluxoArgs(svc.jobmanager);
+      expect(flagValue(jm, '--scheduler')).toBe('reactive');
+      const help = (await runCli(['jobmanager', '--help'])).stdout.replace(/\s+/g, ' ');
+      expect(help).toMatch(/--scheduler <kind> .*\(choices: "default", "reactive"/);
+    });
+  });
+
+  it('gives every Fluxo container the cluster token, required (no default), from one variable', () => {
+    expect(fluxoServices.sort()).toEqual(['cli', 'jobmanager', 'taskmanager']);
+    for (const name of fluxoServices) expect(svc[name].init, name).toBe(true); // SIGTERM reaches node
+    const tokens = fluxoServices.map((name) => svc[name].environment?.FLUXO_CLUSTER_TOKEN);
+    for (const [i, t] of tokens.entries()) expect(t, fluxoServices[i]).toMatch(/^\$\{FLUXO_CLUSTER_TOKEN:\?[^}]+\}$/);
+    expect(new Set(tokens).size).toBe(1);
+    // never put in a command line (it would show in `ps` and `docker inspect`)
+    const raw = read('deploy/docker-compose.yml');
+    expect(raw).not.toMatch(/--cluster-token\b(?!-file)/);
+    for (const name of fluxoServices) expect(JSON.stringify(svc[name].command ?? []), name).not.toContain('TOKEN');
   });
 
   it('mounts existing files: mosquitto (anonymous on 1883), Prometheus, Grafana provisioning', () => {

@@ -11,6 +11,7 @@
  * ```
  * Order of operations, and what a crash between two steps leaves:
  * - `putTaskState`: one MULTI/EXEC of ZADD ids, SADD keys, SET state. All or nothing.
+ *   `putTaskStates` (a task's parts of one checkpoint): the same in one MULTI/EXEC for all parts.
  *   Crash before `completeCheckpoint`: state without metadata, never listed; the coordinator of
  *   the next attempt aborts or reuses the id, and `delete(id)` (or a janitor walking `ids`
  *   for ids without metadata) removes it.
@@ -27,7 +28,7 @@
 import type { Redis } from 'ioredis';
 import { EngineError, isEngineError } from '../errors/index.js';
 import type { CheckpointId, JobId } from './ids.js';
-import type { CheckpointStore, StateRef } from './store.js';
+import { type CheckpointStore, checkOneTask, type StateRef } from './store.js';
 import { type CompletedCheckpoint, parseCompletedCheckpoint } from './types.js';
 
 /** `fluxo:{clusterId}:` */
@@ -62,6 +63,24 @@ export class RedisCheckpointStore implements CheckpointStore {
           .set(key, Buffer.from(bytes))
           .exec(),
       );
+    });
+  }
+
+  async putTaskStates(parts: readonly { ref: StateRef; bytes: Uint8Array }[]): Promise<void> {
+    const first = parts[0]?.ref;
+    if (first === undefined) return;
+    checkOneTask(parts.map((p) => p.ref));
+    const keys = parts.map((p) => this.stateKey(p.ref));
+    await this.call('putTaskStates', async () => {
+      const tx = this.redis
+        .multi()
+        .zadd(this.idsKey(first.jobId), first.checkpointId, String(first.checkpointId))
+        .sadd(this.ckptKey(first.jobId, first.checkpointId, 'keys'), ...keys);
+      for (let i = 0; i < parts.length; i++) {
+        const b = (parts[i] as { bytes: Uint8Array }).bytes;
+        tx.set(keys[i] as string, Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      }
+      check(await tx.exec());
     });
   }
 

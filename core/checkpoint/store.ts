@@ -31,6 +31,16 @@ export interface CheckpointStore {
    */
   putTaskState(ref: StateRef, bytes: Uint8Array): Promise<void>;
 
+  /**
+   * Writes the state parts of one task for one checkpoint (same job, checkpoint, epoch and task
+   * in every ref) in one round trip, all or nothing, idempotent and durable like `putTaskState`.
+   * A checkpoint writes a task's key groups (up to maxParallelism, 128 by default) at once: one
+   * write each would cost a round trip and a transaction per group. Unlike `putTaskState`, the
+   * bytes are not copied: leave them unchanged until the promise settles.
+   * @throws EngineError `REDIS_UNAVAILABLE`; `INTERNAL` when the refs are not of one task and checkpoint
+   */
+  putTaskStates(parts: readonly { ref: StateRef; bytes: Uint8Array }[]): Promise<void>;
+
   /** The bytes of one part, or null if absent. @throws EngineError `REDIS_UNAVAILABLE` */
   getTaskState(ref: StateRef): Promise<Uint8Array | null>;
 
@@ -59,6 +69,21 @@ export interface CheckpointStore {
   delete(jobId: JobId, checkpointId: CheckpointId): Promise<void>;
 }
 
+/**
+ * Checks that `refs` are parts of one task's state in one checkpoint (`putTaskStates`).
+ * @throws EngineError `INTERNAL` otherwise
+ */
+export function checkOneTask(refs: readonly StateRef[]): void {
+  const a = refs[0];
+  if (a === undefined) return;
+  for (const r of refs)
+    if (r.jobId !== a.jobId || r.checkpointId !== a.checkpointId || r.epoch !== a.epoch || r.taskKey !== a.taskKey)
+      throw new EngineError(
+        'INTERNAL',
+        `putTaskStates: parts of ${a.taskKey} in checkpoint ${a.checkpointId} and of ${r.taskKey} in ${r.checkpointId} mixed`,
+      );
+}
+
 /** Map key of a state part; ids are validated to exclude `:`. */
 export function stateRefKey(r: StateRef): string {
   return `${r.jobId}:${r.checkpointId}:${r.epoch}:${r.taskKey}:${r.part}`;
@@ -71,6 +96,11 @@ export class InMemoryCheckpointStore implements CheckpointStore {
 
   async putTaskState(ref: StateRef, bytes: Uint8Array): Promise<void> {
     this.state.set(stateRefKey(ref), Uint8Array.from(bytes));
+  }
+
+  async putTaskStates(parts: readonly { ref: StateRef; bytes: Uint8Array }[]): Promise<void> {
+    checkOneTask(parts.map((p) => p.ref));
+    for (const p of parts) this.state.set(stateRefKey(p.ref), Uint8Array.from(p.bytes));
   }
 
   async getTaskState(ref: StateRef): Promise<Uint8Array | null> {

@@ -260,7 +260,7 @@ export class DetectOperator extends BufferedKeyedOperator<number, KeyState> {
   snapshotKeyGroup(keyGroup: number): Uint8Array {
     const w = new ByteWriter(256);
     const head = { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: this.zscoreRules };
-    for (const ks of writeSnapshotHead(w, head, this.wm, this.keys.values(), keyGroup)) {
+    for (const ks of writeSnapshotHead(w, head, this.wm, this.statesOf(keyGroup), keyGroup)) {
       w.string(ks.key);
       writeValues(w, ks.keyValues);
       w.f64(ks.count);

@@ -189,7 +189,7 @@ export class RunningOperator extends BufferedKeyedOperator<Row, KeyState> {
     const w = new ByteWriter(256);
     const head = { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: this.layout.stride };
     const inputs = this.inputs;
-    for (const ks of writeSnapshotHead(w, head, this.wm, this.keys.values(), keyGroup)) {
+    for (const ks of writeSnapshotHead(w, head, this.wm, this.statesOf(keyGroup), keyGroup)) {
       w.string(ks.key);
       writeValues(w, ks.keyValues);
       w.f64(ks.maxTs);

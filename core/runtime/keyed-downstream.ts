@@ -1,8 +1,9 @@
+import { keyGroupPart } from '../checkpoint/types.js';
 import type { TaskDeploymentDescriptor } from '../graph/types.js';
 import type { Row } from '../spec/types.js';
 import type { KeyedOperatorConfig } from '../state/keyed-operator.js';
 import { keyGroupRange } from '../state/keygroups.js';
-import { keyGroupOfPart, keyGroupParts } from '../state/snapshot-values.js';
+import { keyGroupOfPart } from '../state/snapshot-values.js';
 import type { OutputGate } from './output.js';
 import type { Downstream, TaskCounters } from './transport.js';
 
@@ -12,7 +13,7 @@ export interface KeyedOperator {
   readonly metrics: { late: number; keys: number };
   processWatermark(wm: number): void;
   endOfInput(): void;
-  snapshotKeyGroup(keyGroup: number): Uint8Array;
+  snapshotKeyGroups(start: number, end: number): Uint8Array[];
   restoreKeyGroup(keyGroup: number, bytes: Uint8Array): void;
 }
 
@@ -77,6 +78,9 @@ export abstract class KeyedDownstream<Op extends KeyedOperator> implements Downs
   }
   /** The state of every key group this subtask owns, as checkpoint parts (taken synchronously). */
   snapshot(): [string, Uint8Array][] {
-    return keyGroupParts(this.vertexId, this.keyGroups, (kg) => this.op.snapshotKeyGroup(kg));
+    const { start, end } = this.keyGroups;
+    return this.op
+      .snapshotKeyGroups(start, end)
+      .map((b, i): [string, Uint8Array] => [keyGroupPart(this.vertexId, start + i), b]);
   }
 }

@@ -189,7 +189,9 @@ export class Task {
     };
     let bytes = 0;
     for (const [, b] of parts) bytes += b.byteLength;
-    const writes: Promise<unknown>[] = parts.map(([part, b]) => cp.store.putTaskState({ ...refBase, part }, b));
+    const writes: Promise<unknown>[] = [
+      cp.store.putTaskStates(parts.map(([part, bytes]) => ({ ref: { ...refBase, part }, bytes }))),
+    ];
     // sinks' pre-committed output must be durable before the checkpoint counts as acknowledged
     for (const l of this.chain.links) {
       const d = l.durable?.();

@@ -147,6 +147,8 @@ export abstract class KeyedOperator<K extends KeyEntry> {
   protected readonly singleKeyField: string | null;
   protected wm = Number.NEGATIVE_INFINITY;
   private restoredWm: number | null = null;
+  /** during `snapshotKeyGroups`: the states of each key group */
+  private groupIndex: Map<number, K[]> | null = null;
   private readonly fireTimer = (k: K, time: number): void => this.onTimer(k, time);
 
   /**
@@ -212,6 +214,44 @@ export abstract class KeyedOperator<K extends KeyEntry> {
       throw new EngineError('PROTOCOL', `key '${key}' restored twice`);
     }
     return this.register(this.createKey(key, keyGroup, keyValues));
+  }
+
+  /**
+   * Serialises the state of one key group (possibly for another subtask, after rescaling).
+   * The returned bytes are a fresh buffer, owned by the caller.
+   */
+  abstract snapshotKeyGroup(keyGroup: number): Uint8Array;
+
+  /**
+   * The snapshots of key groups `start..end`, in group order: what a checkpoint takes of this
+   * subtask. One pass over the keys sorts them into their groups first, so a snapshot costs
+   * O(keys), not O(keys × groups) as one `snapshotKeyGroup` per group would.
+   */
+  snapshotKeyGroups(start: number, end: number): Uint8Array[] {
+    const index = new Map<number, K[]>();
+    for (const k of this.keys.values()) {
+      if (k.keyGroup < start || k.keyGroup > end) continue;
+      const list = index.get(k.keyGroup);
+      if (list === undefined) index.set(k.keyGroup, [k]);
+      else list.push(k);
+    }
+    this.groupIndex = index;
+    try {
+      const out: Uint8Array[] = [];
+      for (let kg = start; kg <= end; kg++) out.push(this.snapshotKeyGroup(kg));
+      return out;
+    } finally {
+      this.groupIndex = null;
+    }
+  }
+
+  /**
+   * The states to look through for `keyGroup` in `snapshotKeyGroup` (`writeSnapshotHead` keeps
+   * only that group's): within `snapshotKeyGroups` just that group's, otherwise every key.
+   */
+  protected statesOf(keyGroup: number): Iterable<K> {
+    if (this.groupIndex !== null) return this.groupIndex.get(keyGroup) ?? [];
+    return this.keys.values();
   }
 
   /** Resumes at the minimum of the restored key groups' watermarks (`wm` is one group's). */

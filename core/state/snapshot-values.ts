@@ -1,8 +1,7 @@
 /**
  * Helpers shared by the keyed operators' per-key-group snapshots (the window operator and the
- * detect operator): tagged key-field values, and the checkpoint parts of a key-group range.
+ * detect operator): tagged key-field values, snapshot heads, and the names of key-group parts.
  */
-import { keyGroupPart } from '../checkpoint/types.js';
 import type { ByteReader, ByteWriter } from '../codec/bytes.js';
 import { EngineError } from '../errors/index.js';
 import type { Value } from '../spec/types.js';
@@ -57,20 +56,6 @@ export function readValues(r: ByteReader): Value[] | null {
   const vals: Value[] = [];
   for (let i = 0; i < n; i++) vals.push(readValue(r));
   return vals;
-}
-
-/**
- * The checkpoint parts of a keyed operator's key groups `[range.start, range.end]`: one part
- * `<operator>.kg-<N>` (`keyGroupPart`) per group, with the bytes of `snapshot(N)`, in group order.
- */
-export function keyGroupParts(
-  operator: string,
-  range: { start: number; end: number },
-  snapshot: (keyGroup: number) => Uint8Array,
-): [string, Uint8Array][] {
-  const parts: [string, Uint8Array][] = [];
-  for (let kg = range.start; kg <= range.end; kg++) parts.push([keyGroupPart(operator, kg), snapshot(kg)]);
-  return parts;
 }
 
 /** The key group N of a part named `<operator>.kg-N`, or `undefined` when `part` is not one. */

@@ -363,7 +363,7 @@ export class WindowOperator extends KeyedOperator<KeyWindows> {
   snapshotKeyGroup(keyGroup: number): Uint8Array {
     const w = new ByteWriter(1024);
     const head = { magic: SNAPSHOT_MAGIC, version: SNAPSHOT_VERSION, shape: this.stride };
-    const keys = writeSnapshotHead(w, head, this.wm, this.keys.values(), keyGroup, (kw) => kw.n > 0);
+    const keys = writeSnapshotHead(w, head, this.wm, this.statesOf(keyGroup), keyGroup, (kw) => kw.n > 0);
     for (const kw of keys) {
       w.string(kw.key);
       writeValues(w, kw.keyValues);

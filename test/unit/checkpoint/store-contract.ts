@@ -51,6 +51,39 @@ export function checkpointStoreContract(name: string, make: () => Promise<Checkp
       expect(await store.getTaskState(ref(1, 'op.kg-1'))).toBeNull();
     });
 
+    it("writes a task's parts at once: each readable, the checkpoint completable, deleted with it", async () => {
+      const parts = Array.from({ length: 130 }, (_, kg) => ({
+        ref: ref(4, `op.kg-${kg}`),
+        bytes: new Uint8Array([kg, kg >> 8, 42]),
+      }));
+      await store.putTaskStates(parts);
+      for (const kg of [0, 1, 129])
+        expect(Array.from((await store.getTaskState(ref(4, `op.kg-${kg}`))) ?? [])).toEqual([kg, kg >> 8, 42]);
+      const names = parts.map((p) => p.ref.part);
+      await store.completeCheckpoint(meta(4, names));
+      expect((await store.latestCompleted(JOB))?.tasks[0]?.parts).toEqual(names);
+      await store.delete(JOB, checkpointId(4));
+      expect(await store.getTaskState(ref(4, 'op.kg-7'))).toBeNull();
+      await store.putTaskStates([]); // nothing to write
+    });
+
+    it('refuses parts of two tasks or two checkpoints in one putTaskStates, writing none', async () => {
+      const other = { ...ref(5, 'op.kg-1'), taskKey: taskKey('window-1') };
+      await expect(
+        store.putTaskStates([
+          { ref: ref(5, 'op.kg-0'), bytes: new Uint8Array([1]) },
+          { ref: other, bytes: new Uint8Array([2]) },
+        ]),
+      ).rejects.toMatchObject({ code: 'INTERNAL' });
+      await expect(
+        store.putTaskStates([
+          { ref: ref(5, 'op.kg-0'), bytes: new Uint8Array([1]) },
+          { ref: ref(6, 'op.kg-0'), bytes: new Uint8Array([2]) },
+        ]),
+      ).rejects.toMatchObject({ code: 'INTERNAL' });
+      expect(await store.getTaskState(ref(5, 'op.kg-0'))).toBeNull();
+    });
+
     it('keeps state of two epochs under one checkpoint id apart', async () => {
       await store.putTaskState(ref(1, 'p', 1), new Uint8Array([1]));
       await store.putTaskState(ref(1, 'p', 2), new Uint8Array([2]));

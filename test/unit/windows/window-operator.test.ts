@@ -197,6 +197,15 @@ describe('WindowOperator snapshots', () => {
     expect(sortRows([...before.emitted, ...after[0].emitted, ...after[1].emitted])).toEqual(sortRows(whole.emitted));
   });
 
+  it('snapshots a range of key groups in one pass, byte for byte as one group at a time', () => {
+    const { op } = make();
+    for (let i = 0; i < 3000; i++) op.processElement({ id: `k-${i % 500}`, t: i }, T0 + i, Number.NEGATIVE_INFINITY);
+    const { start, end } = keyGroupRange(1, 2, 128);
+    const one = Array.from({ length: end - start + 1 }, (_, i) => op.snapshotKeyGroup(start + i));
+    expect(op.snapshotKeyGroups(start, end)).toEqual(one);
+    expect(one.filter((b) => b.byteLength > 16).length).toBeGreaterThan(50); // most groups hold keys
+  });
+
   it('rejects a snapshot of another layout or garbage bytes', () => {
     const a = make();
     a.op.processElement({ id: 'x', t: 1 }, T0, 0);

@@ -5,6 +5,7 @@ import { createLogger } from '../core/log/index.js';
 import { loadRpcSecurity, type SecurityFlags } from '../core/rpc/security.js';
 import { JobManagerClient } from './jm-client.js';
 import { printJobStatus, printJobs, printSavepoints, printTaskManagers, savepointLine } from './print.js';
+import type { TaskManagerProcessOptions } from './processes.js';
 import { registerScaleCommand } from './scale.js';
 
 /**
@@ -186,21 +187,10 @@ program
   .option('--advertise-host <addr>', 'address other processes use to reach this TaskManager (default: --host)')
   .option('--data-port <port>', 'data/control port; 0 = any free port', positiveInt('--data-port'), 0)
   .option('--id <id>', 'TaskManager id (default: random)')
-  .action(
-    async (
-      o: SecurityFlags & {
-        jobmanager: string;
-        slots: number;
-        host: string;
-        advertiseHost?: string;
-        dataPort: number;
-        id?: string;
-      },
-    ) => {
-      const { runTaskManagerProcess } = await import('./processes.js');
-      await runTaskManagerProcess({ ...o, security: securityFlags(o) });
-    },
-  );
+  .action(async (o: SecurityFlags & Omit<TaskManagerProcessOptions, 'security'>) => {
+    const { runTaskManagerProcess } = await import('./processes.js');
+    await runTaskManagerProcess({ ...o, security: securityFlags(o) });
+  });
 
 program
   .command('submit')

@@ -102,17 +102,25 @@ function readWebToken(file: string | undefined): string | undefined {
   return env ? env : undefined;
 }
 
-/** `fluxo taskmanager`: registers with the JobManager and runs until SIGINT/SIGTERM. */
-export async function runTaskManagerProcess(o: {
+/** Options of `fluxo taskmanager` (the CLI flags of the same names). */
+export interface TaskManagerProcessOptions {
+  /** the JobManager's RPC address, host:port */
   jobmanager: string;
   slots: number;
+  /** bind address of the TaskManager's gRPC server */
   host: string;
+  /** address other processes use to reach it; default `host` */
   advertiseHost?: string;
+  /** its gRPC port; 0 picks a free one */
   dataPort: number;
+  /** default: random */
   id?: string;
   /** TLS and cluster token of its gRPC server and of its calls (docs/security.md). Default none: plaintext, open */
   security?: SecurityFlags;
-}): Promise<void> {
+}
+
+/** `fluxo taskmanager`: registers with the JobManager and runs until SIGINT/SIGTERM. */
+export async function runTaskManagerProcess(o: TaskManagerProcessOptions): Promise<void> {
   const config = loadClusterConfig();
   const log = createLogger('taskmanager');
   const security = loadRpcSecurity(o.security ?? {}, 'server', process.env.FLUXO_CLUSTER_TOKEN);

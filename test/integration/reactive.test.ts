@@ -144,29 +144,53 @@ function growingInput(input: string, data: OracleReading[]) {
   };
 }
 
+/** A private Redis, a temp folder with the whole input, and a reactive JobManager with tm-1 (1 slot). */
+interface ReactiveFixture {
+  redis: Awaited<ReturnType<typeof startRedis>>;
+  cluster: TestCluster;
+  dir: string;
+  data: OracleReading[];
+  stop(): Promise<void>;
+}
+
+async function startReactive(clusterId: string): Promise<ReactiveFixture> {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), `fluxo-${clusterId}-`));
+  const data = readings();
+  writeFileSync(join(dir, 'whole.csv'), `${data.map(line).join('\n')}\n`);
+  let cluster: TestCluster | undefined;
+  const stop = async () => {
+    await cluster?.stop();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    cluster = await startCluster({
+      redisUrl: redis.url,
+      clusterId,
+      jmArgs: ['--scheduler', 'reactive', '--resource-stabilization-timeout', String(STABILIZATION_MS)],
+      taskmanagers: [{ id: 'tm-1', slots: 1 }],
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { redis, cluster, dir, data, stop };
+}
+
 describe('reactive mode', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let fx: ReactiveFixture;
   let cluster: TestCluster;
   let dir: string;
   let data: OracleReading[];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fluxo-reactive-'));
-    data = readings();
-    writeFileSync(join(dir, 'whole.csv'), `${data.map(line).join('\n')}\n`);
-    cluster = await startCluster({
-      redisUrl: redis.url,
-      clusterId: 'reactive',
-      jmArgs: ['--scheduler', 'reactive', '--resource-stabilization-timeout', String(STABILIZATION_MS)],
-      taskmanagers: [{ id: 'tm-1', slots: 1 }],
-    });
+    fx = await startReactive('reactive');
+    ({ cluster, dir, data } = fx);
   });
 
   afterAll(async () => {
-    await cluster?.stop();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   const spec = (name: string, input: string, follow: boolean, sink?: object) =>
@@ -285,28 +309,19 @@ describe('reactive mode', () => {
 });
 
 describe('reactive mode: scale-in with a redis sink', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let fx: ReactiveFixture;
+  let redis: ReactiveFixture['redis'];
   let cluster: TestCluster;
   let dir: string;
   let data: OracleReading[];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fluxo-reactive-redis-'));
-    data = readings();
-    writeFileSync(join(dir, 'whole.csv'), `${data.map(line).join('\n')}\n`);
-    cluster = await startCluster({
-      redisUrl: redis.url,
-      clusterId: 'reactive-redis',
-      jmArgs: ['--scheduler', 'reactive', '--resource-stabilization-timeout', String(STABILIZATION_MS)],
-      taskmanagers: [{ id: 'tm-1', slots: 1 }],
-    });
+    fx = await startReactive('reactive-redis');
+    ({ redis, cluster, dir, data } = fx);
   });
 
   afterAll(async () => {
-    await cluster?.stop();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   /** Every hash under `prefix:` but the fence, by the rest of its key. */

@@ -327,8 +327,9 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
   }
 
   /** Waits for the job to FINISH; checks attempt 2, one failover, and the committed rows against the oracle. */
-  async function finishedExactlyOnce(jobId: string, out: string): Promise<JobStatus> {
-    const done = await waitFor(
+  /** The job once FINISHED; fails at once if it ends FAILED or CANCELED. */
+  function finished(jobId: string): Promise<JobStatus> {
+    return waitFor(
       async () => {
         const j = await job(jobId);
         if (j.job.state === 'FAILED' || j.job.state === 'CANCELED')
@@ -337,6 +338,10 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
       },
       { timeoutMs: 90_000, message: () => `job ${jobId} did not finish\n${logs()}` },
     );
+  }
+
+  async function finishedExactlyOnce(jobId: string, out: string): Promise<JobStatus> {
+    const done = await finished(jobId);
     expect(done.job.attempt).toBe(2);
     expect(done.exceptions).toHaveLength(1);
     const rows = linesOf(out).sort();
@@ -539,15 +544,7 @@ describe.skipIf(unavailable !== null)('network partition of a TaskManager (netwo
       );
       const failoverMs = Date.now() - closedAt;
       await net.healBetween(a, b);
-      const done = await waitFor(
-        async () => {
-          const j = await job(jobId);
-          if (j.job.state === 'FAILED' || j.job.state === 'CANCELED')
-            throw Object.assign(new Error(`job ${j.job.state}: ${j.job.failure}\n${logs()}`), { fatal: true });
-          return j.job.state === 'FINISHED' ? j : undefined;
-        },
-        { timeoutMs: 90_000, message: () => `job ${jobId} did not finish\n${logs()}` },
-      );
+      const done = await finished(jobId);
       expect(done.exceptions[0]?.reason).toContain('DATA_CONNECTION_LOST');
       expect(done.exceptions[0]?.reason).toMatch(new RegExp(`TaskManager (${a}|${b})`));
       const rows = linesOf(out).sort();

@@ -1061,8 +1061,9 @@ export class JobManager {
         list.push(d);
         byTm.set(tmId, list);
       }
-      // a lower parallelism than the checkpoint's: the vanished subtasks' redis sinks' pending output
-      const orphans = restored.length > 0 && latest ? orphanedSinkParts(latest, new Set(job.tasks.keys())) : [];
+      // a lower parallelism than the checkpoint's or savepoint's (reactive scale-in, `submit
+      // --from-savepoint --parallelism`): the vanished subtasks' redis sinks' pending output
+      const orphans = latest ? orphanedSinkParts(latest, new Set(job.tasks.keys())) : [];
       if (latest && orphans.length > 0) {
         try {
           await commitOrphanedSinkParts({
@@ -1072,6 +1073,7 @@ export class JobManager {
             graph: job.graph,
             jobId: job.jobId,
             epoch: sinkEpoch({ attempt: job.attempt, epochBase: job.epochBase }),
+            claim: job.attempt <= 1,
             defaultRedisUrl: this.opts.config.redisUrl,
           });
         } catch (err) {

@@ -63,6 +63,8 @@ export function orphanedSinkParts(checkpoint: CompletedCheckpoint, taskIds: Read
  * the other, and resolves when Redis confirmed them all.
  * @param o.graph the job graph the checkpoint was taken with (names each sink's key prefix and fields)
  * @param o.epoch the new attempt's fencing epoch (`sinkEpoch`)
+ * @param o.claim take the prefix over from another job, as the sinks of a job's first attempt do
+ *   (a job submitted from another job's savepoint): true when the new attempt is the job's first
  * @param o.defaultRedisUrl for a sink without its own `url`
  * @throws EngineError `PROTOCOL` when a part is missing or is not a redis sink state; `SINK_IO`
  *   (fenced) or `REDIS_UNAVAILABLE` from the write, as the sink itself would throw
@@ -74,6 +76,7 @@ export async function commitOrphanedSinkParts(o: {
   graph: JobGraph;
   jobId: string;
   epoch: number;
+  claim: boolean;
   defaultRedisUrl: string;
 }): Promise<void> {
   const clients = new Map<string, Redis>();
@@ -108,7 +111,7 @@ export async function commitOrphanedSinkParts(o: {
         label: `${role} output of ${taskKey} (scaled in)`,
         jobId: o.jobId,
         epoch: o.epoch,
-        claim: false,
+        claim: o.claim,
         fields: op.fields.map((f) => f.name),
       });
       wal.begin(bytes);

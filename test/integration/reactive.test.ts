@@ -57,15 +57,25 @@ type Job = RestJob & {
   exceptions: { timeMs: number; attempt: number; reason: string }[];
 };
 
-/** The job: keyBy sensor, 1-minute tumbling windows, exactly-once checkpoints every 200 ms. Returns the spec file. */
-function writeSpec(dir: string, name: string, input: string, follow: boolean, sink?: object): string {
+/**
+ * The job: keyBy sensor, 1-minute tumbling windows, exactly-once checkpoints every 200 ms (or
+ * `o.intervalMs`), parallelism 1 (or `o.parallelism`). Returns the spec file.
+ */
+function writeSpec(
+  dir: string,
+  name: string,
+  input: string,
+  follow: boolean,
+  sink?: object,
+  o: { intervalMs?: number; parallelism?: number } = {},
+): string {
   const file = join(dir, `${name}.json`);
   writeFileSync(
     file,
     JSON.stringify({
       name,
-      parallelism: 1,
-      checkpoint: { intervalMs: 200, mode: 'exactly-once' },
+      parallelism: o.parallelism ?? 1,
+      checkpoint: { intervalMs: o.intervalMs ?? 200, mode: 'exactly-once' },
       restart: { type: 'fixed-delay', attempts: 5, delayMs: 100 },
       source: {
         type: 'file',
@@ -144,6 +154,23 @@ function growingInput(input: string, data: OracleReading[]) {
   };
 }
 
+/** Every hash under `prefix:` but the fence, by the rest of its key. */
+async function hashes(redisUrl: string, prefix: string): Promise<Map<string, Record<string, string>>> {
+  const r = new Redis(redisUrl);
+  try {
+    const out = new Map<string, Record<string, string>>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      for (const k of keys) if (!k.endsWith(':fluxo-fence')) out.set(k.slice(prefix.length + 1), await r.hgetall(k));
+    } while (cursor !== '0');
+    return out;
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** A private Redis, a temp folder with the whole input, and a reactive JobManager with tm-1 (1 slot). */
 interface ReactiveFixture {
   redis: Awaited<ReturnType<typeof startRedis>>;
@@ -153,7 +180,7 @@ interface ReactiveFixture {
   stop(): Promise<void>;
 }
 
-async function startReactive(clusterId: string): Promise<ReactiveFixture> {
+async function startReactive(clusterId: string, scheduler = 'reactive'): Promise<ReactiveFixture> {
   const redis = await startRedis();
   const dir = mkdtempSync(join(tmpdir(), `fluxo-${clusterId}-`));
   const data = readings();
@@ -168,7 +195,7 @@ async function startReactive(clusterId: string): Promise<ReactiveFixture> {
     cluster = await startCluster({
       redisUrl: redis.url,
       clusterId,
-      jmArgs: ['--scheduler', 'reactive', '--resource-stabilization-timeout', String(STABILIZATION_MS)],
+      jmArgs: ['--scheduler', scheduler, '--resource-stabilization-timeout', String(STABILIZATION_MS)],
       taskmanagers: [{ id: 'tm-1', slots: 1 }],
     });
   } catch (err) {
@@ -324,23 +351,6 @@ describe('reactive mode: scale-in with a redis sink', () => {
     await fx?.stop();
   });
 
-  /** Every hash under `prefix:` but the fence, by the rest of its key. */
-  async function hashes(prefix: string): Promise<Map<string, Record<string, string>>> {
-    const r = new Redis(redis.url);
-    try {
-      const out = new Map<string, Record<string, string>>();
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        for (const k of keys) if (!k.endsWith(':fluxo-fence')) out.set(k.slice(prefix.length + 1), await r.hgetall(k));
-      } while (cursor !== '0');
-      return out;
-    } finally {
-      r.disconnect();
-    }
-  }
-
   it('writes the pending output of a subtask a scale-in removes: the hashes equal a run without rescaling', async () => {
     const ref = await cluster.cli([
       'submit',
@@ -348,7 +358,7 @@ describe('reactive mode: scale-in with a redis sink', () => {
     ]);
     expect(ref.code, ref.stderr).toBe(0);
     await cluster.waitForState(ref.stdout.trim(), 'FINISHED', 120_000);
-    const reference = await hashes('ref');
+    const reference = await hashes(redis.url, 'ref');
     expect(reference.size).toBe(tumblingOracle(data, 60_000, 2000).rows.length);
 
     const input = growingInput(join(dir, 'input.csv'), data);
@@ -399,7 +409,89 @@ describe('reactive mode: scale-in with a redis sink', () => {
     } finally {
       input.stop();
     }
-    const out = await hashes('rx');
+    const out = await hashes(redis.url, 'rx');
+    expect(out.size).toBe(reference.size);
+    expect(out).toEqual(reference);
+  }, 300_000);
+});
+
+// The same gap outside reactive mode: a savepoint whose completion notice a redis sink subtask never
+// acted on (its TaskManager died first), restored at a lower parallelism by `submit
+// --from-savepoint --parallelism`: the JobManager writes the dropped subtask's pending output.
+describe('savepoint restored at a lower parallelism with a redis sink', () => {
+  let fx: ReactiveFixture;
+  let redis: ReactiveFixture['redis'];
+  let cluster: TestCluster;
+  let dir: string;
+  let data: OracleReading[];
+
+  beforeAll(async () => {
+    fx = await startReactive('savepoint-scale-in', 'default');
+    ({ redis, cluster, dir, data } = fx);
+  });
+
+  afterAll(async () => {
+    await fx?.stop();
+  });
+
+  it('writes the pending output of the subtask the lower parallelism drops: the hashes equal a run without failure', async () => {
+    const ref = await cluster.cli([
+      'submit',
+      writeSpec(dir, 'reference', join(dir, 'whole.csv'), false, { type: 'redis', keyPrefix: 'ref' }),
+    ]);
+    expect(ref.code, ref.stderr).toBe(0);
+    await cluster.waitForState(ref.stdout.trim(), 'FINISHED', 120_000);
+    const reference = await hashes(redis.url, 'ref');
+
+    // p = 3 on tm-1..3, no periodic checkpoint: the savepoint is checkpoint 1, and tm-3 (window-2
+    // with its redis sink) is SIGKILLed when told it completed, before its sink commits
+    const onceDir = join(dir, 'once');
+    mkdirSync(onceDir);
+    await cluster.startTaskManager('tm-2', 1);
+    await cluster.startTaskManager('tm-3', 1, {
+      FLUXO_FAULTS: 'crash@checkpoint-complete:1',
+      FLUXO_FAULTS_ONCE_DIR: onceDir,
+    });
+    const input = growingInput(join(dir, 'input.csv'), data);
+    const sink = { type: 'redis', keyPrefix: 'sp' };
+    const spec = writeSpec(dir, 'sp', join(dir, 'input.csv'), true, sink, { intervalMs: 3_600_000, parallelism: 3 });
+    const sub = await cluster.cli(['submit', spec]);
+    expect(sub.code, sub.stderr).toBe(0);
+    const id = sub.stdout.trim();
+    input.start();
+    let savepoint: string;
+    try {
+      const running = await waitForJob(cluster, id, 'RUNNING at 3', (j) => j.job.state === 'RUNNING');
+      expect(running.tasks.find((t) => t.taskId === 'window-2')?.taskmanagerId).toBe('tm-3');
+      await waitFor(() => input.appended >= data.length / 2, { timeoutMs: 60_000, message: 'input did not grow' });
+      const sp = await cluster.cli(['savepoint', id]);
+      expect(sp.code, sp.stderr).toBe(0);
+      savepoint = sp.stdout.trim();
+      expect(savepoint).toBe(`${id}-1`);
+      const tm3 = cluster.tms.get('tm-3');
+      await waitFor(() => tm3?.exited, {
+        timeoutMs: 30_000,
+        message: 'tm-3 did not crash at the savepoint completion',
+      });
+      await input.done();
+    } finally {
+      input.stop();
+    }
+    // the job cannot come back at 3 on two slots; it is canceled, its savepoint stays
+    const cancel = await cluster.cli(['cancel', id]);
+    expect(cancel.code, cancel.stderr).toBe(0);
+
+    const resumed = await cluster.cli([
+      'submit',
+      writeSpec(dir, 'sp-resumed', join(dir, 'input.csv'), false, sink, { intervalMs: 3_600_000, parallelism: 3 }),
+      '--from-savepoint',
+      savepoint,
+      '--parallelism',
+      '2',
+    ]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await cluster.waitForState(resumed.stdout.trim(), 'FINISHED', 120_000);
+    const out = await hashes(redis.url, 'sp');
     expect(out.size).toBe(reference.size);
     expect(out).toEqual(reference);
   }, 300_000);

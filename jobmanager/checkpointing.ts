@@ -384,7 +384,11 @@ export class JobCheckpointing {
   }
 
   private onAborted(a: AbortedCheckpoint, detail?: string): void {
-    const failure = !ENDED_BY_THE_JOB.has(a.reason);
+    // declined because a source had ended, a task was canceled or a later barrier came first:
+    // the job's own course, like the reasons above; only a task error is a failure
+    const declinedInCourse =
+      a.reason === 'DECLINED' && a.declinedBy !== undefined && a.declinedBy.reason !== 'TASK_ERROR';
+    const failure = !ENDED_BY_THE_JOB.has(a.reason) && !declinedInCourse;
     if (failure) this.failed++;
     else this.aborted++;
     const text = this.failureText(a) + (detail ? `: ${detail}` : '');

@@ -1353,8 +1353,14 @@ export class JobManager {
   /** Deletes an ended job's checkpoints, keeping its savepoints (best effort; logged). */
   private async discardCheckpoints(job: Job): Promise<void> {
     try {
-      for (const c of await this.checkpointStore.listCompleted(asJobId(job.jobId)))
-        if (!c.savepoint) await this.checkpointStore.delete(asJobId(job.jobId), c.checkpointId);
+      const id = asJobId(job.jobId);
+      const savepoints = new Set(
+        (await this.checkpointStore.listCompleted(id)).filter((c) => c.savepoint).map((c) => c.checkpointId),
+      );
+      // every id with state, not only the completed ones: a task of a failed-over attempt may
+      // have written the state of an aborted checkpoint after the abort deleted it
+      for (const c of await this.checkpointStore.stateIds(id))
+        if (!savepoints.has(c)) await this.checkpointStore.delete(id, c);
     } catch (err) {
       this.opts.log.warn(
         { jobId: job.jobId, err: (err as Error).message },

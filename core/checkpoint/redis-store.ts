@@ -125,6 +125,11 @@ export class RedisCheckpointStore implements CheckpointStore {
     return this.metas(jobId, ids);
   }
 
+  async stateIds(jobId: JobId): Promise<CheckpointId[]> {
+    const ids = await this.call('stateIds', () => this.redis.zrange(this.idsKey(jobId), 0, -1));
+    return ids.map((id) => Number(id) as CheckpointId);
+  }
+
   async delete(jobId: JobId, checkpointId: CheckpointId): Promise<void> {
     const setKey = this.ckptKey(jobId, checkpointId, 'keys');
     await this.call('delete', async () => {

@@ -67,6 +67,14 @@ export interface CheckpointStore {
    * again removes that.
    */
   delete(jobId: JobId, checkpointId: CheckpointId): Promise<void>;
+
+  /**
+   * Every checkpoint id of `jobId` with state or metadata stored, completed or not, ascending:
+   * also the ids of aborted checkpoints whose state a task of an old attempt wrote after the
+   * abort deleted it. What a job's final cleanup must `delete`.
+   * @throws EngineError `REDIS_UNAVAILABLE`
+   */
+  stateIds(jobId: JobId): Promise<CheckpointId[]>;
 }
 
 /**
@@ -135,6 +143,16 @@ export class InMemoryCheckpointStore implements CheckpointStore {
       .filter((c) => c.jobId === jobId)
       .sort((a, b) => a.checkpointId - b.checkpointId)
       .map((c) => structuredClone(c));
+  }
+
+  async stateIds(jobId: JobId): Promise<CheckpointId[]> {
+    const ids = new Set<number>();
+    for (const k of this.state.keys()) {
+      const [job, id] = k.split(':');
+      if (job === jobId) ids.add(Number(id));
+    }
+    for (const c of this.completed.values()) if (c.jobId === jobId) ids.add(c.checkpointId);
+    return [...ids].sort((a, b) => a - b) as CheckpointId[];
   }
 
   async delete(jobId: JobId, checkpointId: CheckpointId): Promise<void> {

@@ -84,6 +84,19 @@ export function checkpointStoreContract(name: string, make: () => Promise<Checkp
       expect(await store.getTaskState(ref(5, 'op.kg-0'))).toBeNull();
     });
 
+    it('lists every id with state, completed or not, until it is deleted', async () => {
+      expect(await store.stateIds(JOB)).toEqual([]);
+      await store.putTaskState(ref(3, 'p'), new Uint8Array([3]));
+      await store.completeCheckpoint(meta(3, ['p']));
+      await store.putTaskStates([{ ref: ref(8, 'op.kg-0'), bytes: new Uint8Array([8]) }]); // never completed
+      expect(await store.stateIds(JOB)).toEqual([3, 8]);
+      expect(await store.stateIds(OTHER)).toEqual([]);
+      await store.delete(JOB, checkpointId(8));
+      await store.delete(JOB, checkpointId(3));
+      expect(await store.stateIds(JOB)).toEqual([]);
+      expect(await store.getTaskState(ref(8, 'op.kg-0'))).toBeNull();
+    });
+
     it('keeps state of two epochs under one checkpoint id apart', async () => {
       await store.putTaskState(ref(1, 'p', 1), new Uint8Array([1]));
       await store.putTaskState(ref(1, 'p', 2), new Uint8Array([2]));

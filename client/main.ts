@@ -85,9 +85,22 @@ function securityOptions(c: Command, role: 'server' | 'client'): Command {
     );
 }
 
+/** The command being run (set just before its action): where its options' values came from. */
+let running: Command | undefined;
+
+/** `env` when option `key` of the running command was set from that environment variable. */
+function envSource(key: string, env: string): string | undefined {
+  return running?.getOptionValueSourceWithGlobals(key) === 'env' ? env : undefined;
+}
+
 /** The security flags of a command's options, with the on/off environment fallbacks applied. */
 function securityFlags(o: SecurityFlags): SecurityFlags {
   return {
+    envNames: {
+      tlsCa: envSource('tlsCa', 'FLUXO_TLS_CA'),
+      tlsCert: envSource('tlsCert', 'FLUXO_TLS_CERT'),
+      tlsKey: envSource('tlsKey', 'FLUXO_TLS_KEY'),
+    },
     tlsCa: o.tlsCa,
     tlsCert: o.tlsCert,
     tlsKey: o.tlsKey,
@@ -684,4 +697,7 @@ const scale: Command = registerScaleCommand(program, {
 });
 securityOptions(scale, 'client');
 
+program.hook('preAction', (_program, actionCommand) => {
+  running = actionCommand;
+});
 program.parseAsync(process.argv).catch(report);

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { loadClusterConfig } from '../core/config/index.js';
+import { EngineError } from '../core/errors/index.js';
 import { createLogger } from '../core/log/index.js';
 import { describeSecurity, loadRpcSecurity, plaintextTokenWarning, type SecurityFlags } from '../core/rpc/security.js';
+import { checkOwnCertificateName } from '../core/rpc/tls.js';
 
 // Each process loads only its own side: a TaskManager never loads the JobManager's web server
 // (fastify, prom-client, the dashboard's BullMQ), and the JobManager never loads the task runtime.
@@ -40,6 +42,14 @@ export async function runJobManagerProcess(o: {
   const { checkWebAuth, startWebServer } = await import('../jobmanager/web.js');
   const token = readWebToken(o.webTokenFile);
   const security = loadRpcSecurity(o.security ?? {}, 'server', process.env.FLUXO_CLUSTER_TOKEN);
+  // the bind address need not be the name the others dial (they may use a DNS name for it), so
+  // a certificate not naming it is only a warning here; a TaskManager's advertised host is refused
+  try {
+    const serverName = o.security?.tlsServerName;
+    checkOwnCertificateName(security.tls, serverName ?? o.host, serverName ? '--tls-server-name' : '--host');
+  } catch (err) {
+    log.warn({ host: o.host }, (err as Error).message);
+  }
   // refused before anything starts, rather than silently serving reads to everyone
   if (o.webPort > 0) checkWebAuth({ token, clusterToken: security.token, authReads: o.webAuth === 'reads' });
   const jm = new JobManager({
@@ -124,6 +134,14 @@ export async function runTaskManagerProcess(o: TaskManagerProcessOptions): Promi
   const config = loadClusterConfig();
   const log = createLogger('taskmanager');
   const security = loadRpcSecurity(o.security ?? {}, 'server', process.env.FLUXO_CLUSTER_TOKEN);
+  // the JobManager and the other TaskManagers dial the advertised host: a certificate not naming
+  // it would register fine and fail every deployment (ERR_TLS_CERT_ALTNAME_INVALID)
+  const serverName = o.security?.tlsServerName;
+  checkOwnCertificateName(
+    security.tls,
+    serverName ?? o.advertiseHost ?? o.host,
+    serverName ? '--tls-server-name' : o.advertiseHost !== undefined ? '--advertise-host' : '--host',
+  );
   const warning = plaintextTokenWarning(security, [o.advertiseHost ?? o.host, o.jobmanager.replace(/:\d+$/, '')]);
   if (warning) log.warn({ host: o.host, jobmanager: o.jobmanager }, warning);
   const { TaskManager } = await import('../taskmanager/taskmanager.js');
@@ -145,5 +163,13 @@ export async function runTaskManagerProcess(o: TaskManagerProcessOptions): Promi
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
-  await tm.start();
+  try {
+    await tm.start();
+  } catch (err) {
+    // gave up reaching the JobManager: EX_UNAVAILABLE, as when it loses a JobManager later
+    if (!(err instanceof EngineError) || err.code !== 'JOBMANAGER_UNAVAILABLE') throw err;
+    log.fatal({ err }, 'giving up on the jobmanager');
+    process.stderr.write(`fluxo taskmanager: ${err.message}\n`);
+    process.exit(69);
+  }
 }

@@ -292,7 +292,8 @@ export class TaskManager {
         if (Date.now() > deadline) {
           throw new EngineError(
             'JOBMANAGER_UNAVAILABLE',
-            `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message}`,
+            `cannot reach the JobManager at ${target} (tried for 30 s): ${(err as Error).message.replace(`cannot reach JobManager at ${target}: `, '')}`,
+            { cause: err },
           );
         }
         const delay = backoff.next();

@@ -100,28 +100,67 @@ export interface AuthRefusal {
   reason: 'missing' | 'wrong';
 }
 
+/** What a throttled refusal report carries: the last refusal and the counts since the last report. */
+export interface RefusalReport extends AuthRefusal {
+  /** refusals since the last report (≥ 1) */
+  refusedCalls: number;
+  /** of those, calls that sent no token */
+  missingToken: number;
+  /** of those, calls that sent a token that is not this cluster's */
+  wrongToken: number;
+}
+
 /**
- * A refusal callback that passes on at most one refusal per `everyMs` (the first one, then the
- * first after each interval), counting the ones it held back, so a stranger knocking on a port
- * cannot flood the log.
- * @param report gets the refusal and `refusedCalls`, the number of refusals since the last report (≥ 1)
+ * The log message of a {@link RefusalReport}, one of three fixed strings: calls without the
+ * cluster token, with a wrong one, or both kinds.
+ */
+export function refusalMessage(r: Pick<RefusalReport, 'missingToken' | 'wrongToken'>): string {
+  if (r.wrongToken === 0) return 'refused calls without the cluster token';
+  if (r.missingToken === 0) return 'refused calls with a wrong cluster token';
+  return 'refused calls without the cluster token or with a wrong one';
+}
+
+/**
+ * A refusal callback that passes on at most one report per `everyMs` (the first refusal at once,
+ * then the ones held back, counted by reason, when the interval is over), so a stranger knocking
+ * on a port cannot flood the log. Refusals held back are reported by a timer at the end of the
+ * interval even when no further refusal arrives; the timer is unref'd (it never keeps a process up).
+ * @param report gets the last refusal and its counts since the last report
  * @param everyMs default 10 000
  * @param now clock, ms; default Date.now
  */
 export function throttleRefusals(
-  report: (r: AuthRefusal & { refusedCalls: number }) => void,
+  report: (r: RefusalReport) => void,
   everyMs = 10_000,
   now: () => number = Date.now,
 ): (r: AuthRefusal) => void {
-  let count = 0;
+  let missing = 0;
+  let wrong = 0;
+  let last: AuthRefusal | undefined;
   let lastMs = Number.NEGATIVE_INFINITY;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    if (!last || missing + wrong === 0) return;
+    const r: RefusalReport = { ...last, refusedCalls: missing + wrong, missingToken: missing, wrongToken: wrong };
+    missing = 0;
+    wrong = 0;
+    last = undefined;
+    lastMs = now();
+    report(r);
+  };
   return (r) => {
-    count++;
-    const t = now();
-    if (t - lastMs < everyMs) return;
-    report({ ...r, refusedCalls: count });
-    count = 0;
-    lastMs = t;
+    if (r.reason === 'missing') missing++;
+    else wrong++;
+    last = r;
+    const waitMs = lastMs + everyMs - now();
+    if (waitMs <= 0) {
+      if (timer) clearTimeout(timer);
+      flush();
+    } else if (!timer) {
+      timer = setTimeout(flush, waitMs);
+      timer.unref();
+    }
   };
 }
 

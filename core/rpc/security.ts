@@ -25,6 +25,11 @@ export interface SecurityFlags {
   tlsServerName?: string;
   /** `--cluster-token-file <file>` */
   clusterTokenFile?: string;
+  /**
+   * The environment variables the file options came from, when they did (commander's option
+   * value source), so errors name both: `cannot read --tls-cert (env FLUXO_TLS_CERT) /x.crt`
+   */
+  envNames?: { tlsCa?: string; tlsCert?: string; tlsKey?: string };
 }
 
 /** What one process uses on its RPC channels; `{}` = plaintext, no token. */
@@ -62,6 +67,11 @@ export function loadRpcSecurity(
         keyFile: flags.tlsKey,
         requireClientCert: role === 'server' && flags.tlsClientAuth === true,
         serverName: flags.tlsServerName,
+        envNames: {
+          caFile: flags.envNames?.tlsCa,
+          certFile: flags.envNames?.tlsCert,
+          keyFile: flags.envNames?.tlsKey,
+        },
       },
       role,
     );
@@ -140,7 +150,9 @@ export function explainTransportError(err: unknown, sec: RpcSecurity | undefined
   if (/wrong version number|packet length too long|http request/i.test(m))
     hint = `the server does not speak TLS: drop --tls/--tls-ca/--tls-cert here, or start it with --tls-cert and --tls-key`;
   else if (/self[- ]signed|unable to (get|verify)|certificate verify failed|unknown ca/i.test(m) && !/alert/i.test(m))
-    hint = `the server's certificate is not signed by the CA given with --tls-ca`;
+    hint = sec?.tls?.ca
+      ? `the server's certificate is not signed by the CA given with --tls-ca`
+      : `the server's certificate is not signed by a CA Node trusts (--tls uses the public CAs; give the cluster CA with --tls-ca)`;
   else if (/altnames|does not match certificate/i.test(m))
     hint = `the server's certificate does not name the address dialled: add it to the certificate's subjectAltName, or set --tls-server-name`;
   else if (/alert certificate required/i.test(m))

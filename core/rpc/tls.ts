@@ -5,6 +5,7 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { EngineError, type ErrorCode } from '../errors/index.js';
 
@@ -33,6 +34,11 @@ export interface TlsOptions {
    * dialled (`grpc.ssl_target_name_override`). Default: none (the address's host is checked).
    */
   serverName?: string;
+  /**
+   * For errors: the environment variable each file came from, when it did, so a message names
+   * both (`--tls-cert (env FLUXO_TLS_CERT)`). Default: the flag alone.
+   */
+  envNames?: { caFile?: string; certFile?: string; keyFile?: string };
 }
 
 /** Loaded TLS material: what {@link serverCredentials} and {@link channelCredentials} take. */
@@ -44,6 +50,10 @@ export interface TlsMaterial {
   serverName?: string;
   /** for logs and errors: the subject and the end of validity of `cert` (ISO 8601), never key bytes */
   certInfo?: { subject: string; validTo: string; subjectAltName: string };
+  /** the parsed leaf certificate of `cert`, for {@link checkOwnCertificateName} */
+  leaf?: X509Certificate;
+  /** the flag and file of `cert` for messages, e.g. `--tls-cert /etc/fluxo/tm.crt` */
+  certLabel?: string;
 }
 
 /** Reads a file for option `flag`. @throws EngineError naming the flag and the file */
@@ -110,14 +120,18 @@ export function loadTls(o: TlsOptions, role: 'server' | 'client'): TlsMaterial {
       '--tls-client-auth needs --tls-ca: the CA that signs the client certificates',
     );
   const m: TlsMaterial = { requireClientCert: o.requireClientCert === true, serverName: o.serverName };
+  const label = (flag: string, env: string | undefined): string => (env ? `${flag} (env ${env})` : flag);
+  const caFlag = label('--tls-ca', o.envNames?.caFile);
+  const certFlag = label('--tls-cert', o.envNames?.certFile);
+  const keyFlag = label('--tls-key', o.envNames?.keyFile);
   if (o.caFile !== undefined) {
-    m.ca = readPem('--tls-ca', o.caFile);
-    parseCerts('--tls-ca', o.caFile, m.ca);
+    m.ca = readPem(caFlag, o.caFile);
+    parseCerts(caFlag, o.caFile, m.ca);
   }
   if (o.certFile !== undefined && o.keyFile !== undefined) {
-    m.cert = readPem('--tls-cert', o.certFile);
-    const [leaf] = parseCerts('--tls-cert', o.certFile, m.cert);
-    m.key = readPem('--tls-key', o.keyFile);
+    m.cert = readPem(certFlag, o.certFile);
+    const [leaf] = parseCerts(certFlag, o.certFile, m.cert);
+    m.key = readPem(keyFlag, o.keyFile);
     let key: KeyObject;
     try {
       key = createPrivateKey(m.key);
@@ -126,18 +140,20 @@ export function loadTls(o: TlsOptions, role: 'server' | 'client'): TlsMaterial {
       throw new EngineError(
         SECURITY_CONFIG_CODE,
         /passphrase|encrypt/i.test(msg) || m.key.includes('ENCRYPTED')
-          ? `--tls-key ${o.keyFile} is encrypted: give an unencrypted key (openssl pkey -in <key> -out <plain key>) and protect it with file permissions`
-          : `--tls-key ${o.keyFile} holds no usable private key: ${msg}`,
+          ? `${keyFlag} ${o.keyFile} is encrypted: give an unencrypted key (openssl pkey -in <key> -out <plain key>) and protect it with file permissions`
+          : `${keyFlag} ${o.keyFile} holds no usable private key: ${msg}`,
         { cause: err },
       );
     }
     if (!leaf.checkPrivateKey(key))
       throw new EngineError(
         SECURITY_CONFIG_CODE,
-        `--tls-key ${o.keyFile} is not the key of the certificate in --tls-cert ${o.certFile}`,
+        `${keyFlag} ${o.keyFile} is not the key of the certificate in ${certFlag} ${o.certFile}`,
       );
     if (Date.parse(leaf.validTo) < Date.now())
-      throw new EngineError(SECURITY_CONFIG_CODE, `--tls-cert ${o.certFile} expired on ${leaf.validTo}`);
+      throw new EngineError(SECURITY_CONFIG_CODE, `${certFlag} ${o.certFile} expired on ${leaf.validTo}`);
+    m.leaf = leaf;
+    m.certLabel = `${certFlag} ${o.certFile}`;
     m.certInfo = {
       subject: leaf.subject.replace(/\n/g, ', '),
       validTo: new Date(leaf.validTo).toISOString(),
@@ -145,6 +161,33 @@ export function loadTls(o: TlsOptions, role: 'server' | 'client'): TlsMaterial {
     };
   }
   return m;
+}
+
+/**
+ * Checks that this process's own certificate names the host others dial it by, so a process
+ * whose certificate would fail every peer's check refuses to start instead of registering and
+ * failing the first call made to it (`ERR_TLS_CERT_ALTNAME_INVALID`). An IP is matched against
+ * the `IP:` SANs (as Node's TLS check does), a name against the `DNS:` SANs (wildcards allowed;
+ * the CN only when there is no DNS SAN, as Node does).
+ * @param name the name peers check: `--tls-server-name` when set, else the advertised host;
+ *   a wildcard address (0.0.0.0, ::) or an empty name skips the check
+ * @param origin the flag `name` came from, for the message (`--advertise-host`, `--host`, `--tls-server-name`)
+ * @throws EngineError {@link SECURITY_CONFIG_CODE}, one line naming the flag, the file, the name
+ *   and the names the certificate holds
+ */
+export function checkOwnCertificateName(tls: TlsMaterial | undefined, name: string, origin: string): void {
+  const leaf = tls?.leaf;
+  const host = name.replace(/^\[|\]$/g, '');
+  if (!leaf || host === '' || host === '0.0.0.0' || host === '::') return;
+  const ok = isIP(host) ? leaf.checkIP(host) !== undefined : leaf.checkHost(host) !== undefined;
+  if (ok) return;
+  const sans = (leaf.subjectAltName ?? '').replace(/IP Address:/g, 'IP:');
+  const names = sans !== '' ? sans : `no subjectAltName (subject ${leaf.subject.replace(/\n/g, ', ')})`;
+  const what = origin === '--tls-server-name' ? 'the name other processes check' : 'the address other processes dial';
+  throw new EngineError(
+    SECURITY_CONFIG_CODE,
+    `${tls?.certLabel ?? '--tls-cert'} is not valid for ${host} (${what}: ${origin}); it names ${names}. Make a certificate with that name or IP in its subjectAltName, or use --tls-server-name`,
+  );
 }
 
 /**

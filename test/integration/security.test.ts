@@ -300,6 +300,24 @@ describe('a cluster with TLS, mutual TLS and a cluster token', () => {
     await jm.waitForOutput(/refused a call without the cluster token/, 5000);
   });
 
+  it('a TaskManager whose certificate does not name its advertised address refuses to start', async () => {
+    const misnamed = makeLeaf(dir, ca, 'misnamed', ['DNS:other.host']);
+    const tm = startTaskManager('tm-misnamed', misnamed);
+    await tm.waitForExit();
+    expect(tm.exited?.code, tm.describe()).toBe(1);
+    expect(tm.stderr).toContain(
+      `fluxo: --tls-cert ${misnamed.cert} is not valid for 127.0.0.1 (the address other processes dial: --host); it names DNS:other.host. Make a certificate with that name or IP in its subjectAltName, or use --tls-server-name`,
+    );
+    expect((await taskmanagers()).map((t) => t.taskmanagerId)).not.toContain('tm-misnamed');
+  });
+
+  it('a TLS file from the environment is named by flag and variable', async () => {
+    const nope = path.join(dir, 'nope', 'alice.crt');
+    const flags = cliFlags().filter((f, i, all) => f !== '--tls-cert' && all[i - 1] !== '--tls-cert');
+    const r = await runCli(['list', ...flags], { env: { FLUXO_TLS_CERT: nope } });
+    expect(errorLine(r)).toBe(`fluxo: cannot read --tls-cert (env FLUXO_TLS_CERT) ${nope}: no such file`);
+  });
+
   it('a TaskManager whose certificate another CA signed is refused in the handshake and never listed', async () => {
     const tm = startTaskManager('tm-rogue', rogueCert);
     // it keeps retrying (as for a JobManager that is down), each time refused in the TLS handshake

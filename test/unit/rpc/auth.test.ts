@@ -6,13 +6,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EngineError } from '../../../core/errors/index.js';
 import {
   type AuthRefusal,
   bearerOf,
   isAuthRefusal,
+  type RefusalReport,
   readClusterToken,
+  refusalMessage,
   throttleRefusals,
   tokenMatches,
 } from '../../../core/rpc/auth.js';
@@ -109,24 +111,44 @@ describe('isAuthRefusal', () => {
 });
 
 describe('throttleRefusals', () => {
-  it('passes the first refusal, then at most one per interval with the count held back', () => {
-    let now = 1000;
-    const seen: (AuthRefusal & { refusedCalls: number })[] = [];
-    const onRefused = throttleRefusals(
-      (r) => seen.push(r),
-      10_000,
-      () => now,
-    );
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('passes the first refusal, then at most one per interval with the counts held back, by reason', () => {
+    vi.useFakeTimers({ now: 1000 });
+    const seen: RefusalReport[] = [];
+    const onRefused = throttleRefusals((r) => seen.push(r), 10_000);
     const r: AuthRefusal = { method: '/fluxo.v1.JobManagerService/ListJobs', peer: '10.0.0.9:5000', reason: 'wrong' };
     onRefused(r);
+    expect(seen).toEqual([{ ...r, refusedCalls: 1, missingToken: 0, wrongToken: 1 }]);
+    expect(refusalMessage(seen[0])).toBe('refused calls with a wrong cluster token');
     for (let i = 0; i < 5; i++) {
-      now += 1000;
+      vi.advanceTimersByTime(1000);
       onRefused({ ...r, reason: 'missing' });
     }
-    expect(seen).toEqual([{ ...r, refusedCalls: 1 }]);
-    now = 11_000;
+    expect(seen).toHaveLength(1);
+    vi.advanceTimersByTime(5000); // at 11 000: the interval is over
+    expect(seen[1]).toEqual({ ...r, reason: 'missing', refusedCalls: 5, missingToken: 5, wrongToken: 0 });
+    expect(refusalMessage(seen[1])).toBe('refused calls without the cluster token');
     onRefused(r);
+    onRefused({ ...r, reason: 'missing' });
     expect(seen).toHaveLength(2);
-    expect(seen[1].refusedCalls).toBe(6); // the 5 held back and this one
+    vi.advanceTimersByTime(10_000);
+    expect(seen[2]).toMatchObject({ refusedCalls: 2, missingToken: 1, wrongToken: 1 });
+    expect(refusalMessage(seen[2])).toBe('refused calls without the cluster token or with a wrong one');
+    vi.advanceTimersByTime(60_000);
+    expect(seen).toHaveLength(3); // nothing held back: no empty report
+  });
+
+  it('reports at once when the interval has passed', () => {
+    vi.useFakeTimers({ now: 0 });
+    const seen: RefusalReport[] = [];
+    const onRefused = throttleRefusals((r) => seen.push(r), 10_000);
+    const r: AuthRefusal = { method: '/m', peer: 'p', reason: 'missing' };
+    onRefused(r);
+    vi.advanceTimersByTime(30_000);
+    onRefused(r);
+    expect(seen.map((x) => x.refusedCalls)).toEqual([1, 1]);
   });
 });

@@ -62,6 +62,16 @@ describe('loadRpcSecurity', () => {
     expect(c.tls?.requireClientCert).toBe(false);
   });
 
+  it('a file from the environment is named by flag and variable in errors', () => {
+    const f = path.join(dir, 'nope.crt');
+    expect(() =>
+      loadRpcSecurity({ tlsCert: f, tlsKey: leaf.key, envNames: { tlsCert: 'FLUXO_TLS_CERT' } }, 'client', undefined),
+    ).toThrow(`cannot read --tls-cert (env FLUXO_TLS_CERT) ${f}: no such file`);
+    expect(() => loadRpcSecurity({ tlsCa: f, envNames: {} }, 'client', undefined)).toThrow(
+      `cannot read --tls-ca ${f}: no such file`,
+    );
+  });
+
   it('the token file wins over FLUXO_CLUSTER_TOKEN', () => {
     expect(loadRpcSecurity({ clusterTokenFile: tokenFile }, 'client', 'env-token').token).toBe('file-token');
     expect(loadRpcSecurity({}, 'client', 'env-token').token).toBe('env-token');
@@ -126,8 +136,13 @@ describe('explainTransportError', () => {
   });
 
   it('certificate problems: another CA, a name not in the SANs, a client certificate missing or refused', () => {
-    expect(explain('self-signed certificate in certificate chain.', tls)).toMatch(
+    const withCa = { tls: { requireClientCert: false, ca: Buffer.from('ca') } };
+    expect(explain('self-signed certificate in certificate chain.', withCa)).toMatch(
       /: self-signed certificate in certificate chain; the server's certificate is not signed by the CA given with --tls-ca$/,
+    );
+    // `--tls` alone (public CAs): no word of a --tls-ca the user never gave
+    expect(explain('unable to get local issuer certificate.', tls)).toMatch(
+      /; the server's certificate is not signed by a CA Node trusts \(--tls uses the public CAs; give the cluster CA with --tls-ca\)$/,
     );
     expect(
       explain(

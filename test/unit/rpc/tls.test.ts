@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelCredentials, loadTls, serverCredentials } from '../../../core/rpc/tls.js';
+import { channelCredentials, checkOwnCertificateName, loadTls, serverCredentials } from '../../../core/rpc/tls.js';
 import { type CertFiles, makeCa, makeLeaf } from '../../support/certs.js';
 
 let dir: string;
@@ -111,6 +111,36 @@ describe('loadTls', () => {
     );
     expect(errorOf(() => loadTls({ certFile: leaf.cert, keyFile: leaf.key, requireClientCert: true }, 'server'))).toBe(
       '--tls-client-auth needs --tls-ca: the CA that signs the client certificates',
+    );
+  });
+});
+
+describe('checkOwnCertificateName', () => {
+  const load = (c: CertFiles) => loadTls({ caFile: ca.cert, certFile: c.cert, keyFile: c.key }, 'server');
+
+  it('passes a certificate naming the advertised IP or name, a wildcard address, or no TLS', () => {
+    const m = load(leaf);
+    expect(() => checkOwnCertificateName(m, '127.0.0.1', '--host')).not.toThrow();
+    expect(() => checkOwnCertificateName(m, 'localhost', '--advertise-host')).not.toThrow();
+    expect(() => checkOwnCertificateName(load(other), '0.0.0.0', '--host')).not.toThrow();
+    expect(() => checkOwnCertificateName(load(other), '::', '--host')).not.toThrow();
+    expect(() => checkOwnCertificateName(undefined, '127.0.0.1', '--host')).not.toThrow();
+  });
+
+  it('refuses a certificate that does not name the address the others dial, in one line', () => {
+    expect(errorOf(() => checkOwnCertificateName(load(other), '127.0.0.1', '--advertise-host'))).toBe(
+      `--tls-cert ${other.cert} is not valid for 127.0.0.1 (the address other processes dial: --advertise-host); it names DNS:other. Make a certificate with that name or IP in its subjectAltName, or use --tls-server-name`,
+    );
+    // an IP is matched against IP SANs only, as Node's TLS check does: DNS:localhost does not cover 127.0.0.2
+    expect(errorOf(() => checkOwnCertificateName(load(leaf), '127.0.0.2', '--host'))).toMatch(
+      /is not valid for 127\.0\.0\.2 .*it names IP:127\.0\.0\.1, DNS:localhost\./,
+    );
+  });
+
+  it('checks --tls-server-name instead of the address when it is set', () => {
+    expect(() => checkOwnCertificateName(load(other), 'other', '--tls-server-name')).not.toThrow();
+    expect(errorOf(() => checkOwnCertificateName(load(leaf), 'fluxo.cluster', '--tls-server-name'))).toMatch(
+      /is not valid for fluxo\.cluster \(the name other processes check: --tls-server-name\)/,
     );
   });
 });

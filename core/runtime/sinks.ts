@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import { constants, createWriteStream, fstatSync, ftruncateSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
 import { checkpointId as asCheckpointId, epoch as asEpoch } from '../checkpoint/ids.js';
@@ -37,11 +37,16 @@ export function jsonLineRenderer(fields: FieldDesc[]): (row: Row) => string {
 }
 
 /**
- * JSON-lines sink on a local file (truncated when the task starts) or on stdout. Lines are
- * buffered and written in chunks; `pending()` lets the task wait while the OS is slower than the
- * job (backpressure instead of memory growth). The file is opened when the task is created, so a
- * path that cannot be written fails the deployment at once; a later write error (disk full) fails
- * the task at its next record, watermark or end of input. Nothing is lost silently.
+ * JSON-lines sink on a local file or on stdout. Lines are buffered and written in chunks;
+ * `pending()` lets the task wait while the OS is slower than the job (backpressure instead of
+ * memory growth). The file is opened (created if missing) when the task is created, so a path that
+ * cannot be written fails the deployment at once; a later write error (disk full) fails the task at
+ * its next record, watermark or end of input. Nothing is lost silently.
+ *
+ * A plain (non-transactional, non-append) file is truncated at the sink's first write, or at end
+ * of input when the job wrote nothing (an empty result is an empty file), never when the task
+ * starts: a job that fails or is canceled before writing anything leaves the previous file byte
+ * for byte. Only a regular file is truncated (a device such as `/dev/full` or a FIFO is not).
  */
 export class LineSink implements Downstream, TransactionalSink {
   private buf: string[] = [];
@@ -56,6 +61,8 @@ export class LineSink implements Downstream, TransactionalSink {
   private readonly transactional: { path: string; epoch: number } | undefined;
   /** fault injection `slow@sink` is set and this is the main output */
   private readonly slow: boolean;
+  /** the plain file's descriptor while its old content still waits to be truncated (first write or end of input) */
+  private truncateFd: number | undefined;
 
   /** @throws EngineError `SINK_IO` when the file's folder cannot be created or the file cannot be opened for writing */
   constructor(
@@ -79,7 +86,9 @@ export class LineSink implements Downstream, TransactionalSink {
       let fd: number;
       try {
         mkdirSync(dirname(spec.path), { recursive: true });
-        fd = openSync(spec.path, direct.append ? 'a' : 'w');
+        // no O_TRUNC: the old content stays until the first write (truncatePending)
+        fd = openSync(spec.path, direct.append ? 'a' : constants.O_WRONLY | constants.O_CREAT);
+        if (!direct.append && fstatSync(fd).isFile()) this.truncateFd = fd;
       } catch (err) {
         throw new EngineError('SINK_IO', `cannot open sink file ${spec.path}: ${ioReason(err)}`, {
           cause: err,
@@ -156,6 +165,7 @@ export class LineSink implements Downstream, TransactionalSink {
       return;
     }
     this.write();
+    this.truncatePending(); // wrote nothing: the result is an empty file
     if (this.blocked) await this.blocked.catch(() => {});
     if (this.failure) throw this.failure;
     if (this.out !== process.stdout) {
@@ -182,6 +192,8 @@ export class LineSink implements Downstream, TransactionalSink {
       this.committer.write(chunk);
       return;
     }
+    this.truncatePending();
+    if (this.failure) return;
     if (!this.out.write(chunk) && !this.blocked) {
       this.blocked = once(this.out, 'drain').then(
         () => {
@@ -192,6 +204,18 @@ export class LineSink implements Downstream, TransactionalSink {
           this.failure ??= new EngineError('SINK_IO', `cannot write ${this.where}: ${ioReason(err)}`, { cause: err });
         },
       );
+    }
+  }
+
+  /** Cuts the previous content of a plain file once, before its first bytes (nothing is queued on the stream yet). */
+  private truncatePending(): void {
+    if (this.truncateFd === undefined) return;
+    const fd = this.truncateFd;
+    this.truncateFd = undefined;
+    try {
+      ftruncateSync(fd, 0);
+    } catch (err) {
+      this.failure ??= new EngineError('SINK_IO', `cannot truncate ${this.where}: ${ioReason(err)}`, { cause: err });
     }
   }
 }

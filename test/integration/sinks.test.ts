@@ -118,6 +118,32 @@ describe('sinks and job records on real processes', () => {
     );
   });
 
+  it('a job whose source is missing leaves the previous file sink output byte for byte; a good run replaces it', async () => {
+    const out = join(dir, 'keep.jsonl');
+    const old = '{"key":"from-a-good-run","count":1}\n'.repeat(1000);
+    writeFileSync(out, old);
+    const sink = { type: 'file', path: out };
+    const missing = writeCaseSpec({ name: 'keep', dir, paths: [join(dir, 'no-such-input.csv')], sink });
+    const failed = await runCli(['run', missing, '--taskmanagers', '1', '-p', '1'], {
+      env: { REDIS_URL: redis.url },
+      timeoutMs: 30_000,
+    });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('ENOENT');
+    expect(readFileSync(out, 'utf8')).toBe(old);
+
+    const good = await runCli(['run', writeCaseSpec({ name: 'keep', dir, sink }), '--taskmanagers', '1', '-p', '1'], {
+      env: { REDIS_URL: redis.url },
+    });
+    expect(good.code, good.stderr).toBe(0);
+    const rows = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { key: string });
+    expect(rows).toHaveLength(expected.length);
+    expect(new Set(rows.map((r) => r.key))).toEqual(new Set(expected.map((e) => e.sensor_id)));
+  });
+
   it('a write error (disk full) fails the job instead of reporting success', async () => {
     const r = await runCli(
       ['run', spec('full', { type: 'file', path: '/dev/full' }), '--taskmanagers', '1', '-p', '1'],

@@ -57,7 +57,18 @@ export function printTaskManagers(tms: TaskManagerInfo[]): void {
 const plural = (k: number, word: string): string => `${k} ${word}${k === 1 ? '' : 's'}`;
 
 /**
- * The readable job summary: attempt, counts and where the results went, checkpoints, failure and
+ * The job's current parallelism (a reactive rescale changes it), and each vertex's when they
+ * differ: `3 (source 1, window 3, sink 1)`.
+ */
+function parallelismOf(d: JobDetails): string {
+  const p = String(d.job.parallelism);
+  const vs = d.vertices;
+  if (vs.every((v) => v.parallelism === vs[0].parallelism)) return p;
+  return `${p} (${vs.map((v) => `${v.id} ${v.parallelism}`).join(', ')})`;
+}
+
+/**
+ * The readable job summary: attempt, parallelism, counts and where the results went, checkpoints, failure and
  * the exceptions (failures and restarts, newest last). Counters are the current attempt's.
  */
 export function summaryLines(d: JobDetails): string[] {
@@ -69,6 +80,7 @@ export function summaryLines(d: JobDetails): string[] {
   const lines = [
     `Job ${d.job.name} (${d.job.jobId}) ${d.job.state} after ${secs} s`,
     `  attempt           ${attempt}${attempt > 1 ? ` (${plural(attempt - 1, 'restart')})` : ''}`,
+    `  parallelism       ${parallelismOf(d)}`,
   ];
   if (attempt > 1)
     lines.push(`  counters of attempt ${attempt} (a restored attempt counts only what it processed itself)`);

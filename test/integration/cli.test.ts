@@ -207,6 +207,8 @@ sink: { type: file, path: ${path.join(dir, 'endless', 'out.jsonl')} }
     const st = await cluster.cli(['status', jobId]);
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toContain(`(${jobId}) CANCELED`);
+    // one generator split: the source runs 1 subtask, the keyed window the job's 2
+    expect(st.stdout).toMatch(/^ {2}parallelism {7}2 \(source 1, window 2.*\)$/m);
 
     await waitFor(
       async () => {

@@ -48,13 +48,24 @@ describe('fluxo status summary', () => {
       ),
     );
     expect(lines[1]).toBe('  attempt           3 (2 restarts)');
-    expect(lines[2]).toBe('  counters of attempt 3 (a restored attempt counts only what it processed itself)');
+    expect(lines[3]).toBe('  counters of attempt 3 (a restored attempt counts only what it processed itself)');
     const first = lines.findIndex((l) => l.includes('TaskManager tm-1 lost'));
     const second = lines.findIndex((l) => l.includes('task window-0 failed'));
     expect(first).toBeGreaterThan(0);
     expect(second).toBe(first + 1);
     expect(lines[first]).toBe('    2026-05-28 20:26:41Z  attempt 1  TaskManager tm-1 lost; restart after 1000 ms');
     expect(summaryLines(details({ attempt: 2 }))[1]).toBe('  attempt           2 (1 restart)');
+  });
+
+  it("shows the job's current parallelism, and each vertex's when they differ", () => {
+    const line = (more: Partial<JobDetails>, parallelism = 3) =>
+      summaryLines(details({ parallelism }, more)).find((l) => l.startsWith('  parallelism'));
+    const v = (id: string, parallelism: number) => ({ id, name: id, parallelism });
+    expect(line({ vertices: [v('source', 3), v('window', 3), v('sink', 3)] })).toBe('  parallelism       3');
+    expect(line({ vertices: [v('source', 1), v('window', 3), v('sink', 1)] })).toBe(
+      '  parallelism       3 (source 1, window 3, sink 1)',
+    );
+    expect(line({ vertices: [] }, 2)).toBe('  parallelism       2');
   });
 
   it('prints aborted checkpoints only when there are some', () => {

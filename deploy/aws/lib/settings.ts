@@ -137,6 +137,13 @@ const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a
  * Applies the defaults and validates every setting.
  * @throws SettingsError listing every problem (not just the first)
  */
+/** How a problem names each TaskManager count: its context key, then its setting. */
+const TM_COUNT_KEYS: Record<keyof TaskManagerCounts, string> = {
+  min: 'tmMin (taskManagers.min)',
+  max: 'tmMax (taskManagers.max)',
+  desired: 'tmDesired (taskManagers.desired)',
+};
+
 export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
   const problems: string[] = [];
   const s: FluxoSettings = {
@@ -180,10 +187,12 @@ export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
   if (!/^cache\.[a-z0-9-]+\.[a-z0-9]+$/.test(s.redisNodeType))
     problems.push(`redisNodeType: '${s.redisNodeType}' is not an ElastiCache node type like cache.t4g.small`);
 
+  // labelled by context key (`-c tmMax=…`), then the setting (FluxoStack's props) in parentheses
   const { min, max, desired } = s.taskManagers;
   for (const [k, v] of Object.entries({ min, max, desired }))
-    if (!Number.isInteger(v) || v < 0) problems.push(`taskManagers.${k}: ${String(v)} is not an integer ≥ 0`);
-  if (Number.isInteger(max) && max < 1) problems.push('taskManagers.max: must be at least 1');
+    if (!Number.isInteger(v) || v < 0)
+      problems.push(`${TM_COUNT_KEYS[k as keyof TaskManagerCounts]}: ${String(v)} is not an integer ≥ 0`);
+  if (Number.isInteger(max) && max < 1) problems.push(`${TM_COUNT_KEYS.max}: must be at least 1`);
   if ([min, max, desired].every(Number.isInteger) && !(min <= desired && desired <= max))
     problems.push(`taskManagers: need min ≤ desired ≤ max, got min ${min}, desired ${desired}, max ${max}`);
   if (!Number.isInteger(s.slotsPerTaskManager) || s.slotsPerTaskManager < 1)

@@ -74,8 +74,15 @@ describe('resolveSettings', () => {
       "redisMode: 'memcached' is not one of elasticache, ec2",
       "jobManagerInstanceType: 'big' is not an EC2 instance type like t3.medium",
       "redisNodeType: 't3.small' is not an ElastiCache node type like cache.t4g.small",
-      'taskManagers.desired: 1.5 is not an integer ≥ 0',
-      'taskManagers.max: must be at least 1',
+      'tmDesired (taskManagers.desired): 1.5 is not an integer ≥ 0',
+      'tmMax (taskManagers.max): must be at least 1',
+    ]);
+  });
+
+  it('names a bad TaskManager count by its context key (tmMin, tmDesired, tmMax) and setting', () => {
+    const base = { clientCidr: '192.0.2.10/32', fluxoTarball: 't.tgz' };
+    expect(problemsOf(() => resolveSettings({ ...base, taskManagers: { min: -1 } }))).toEqual([
+      'tmMin (taskManagers.min): -1 is not an integer ≥ 0',
     ]);
   });
 

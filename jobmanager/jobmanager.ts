@@ -31,6 +31,7 @@ import {
   type RegisterTaskManagerRequest,
   type ReportTaskStateRequest,
   type RpcSecurity,
+  refusalMessage,
   type SavepointInfo,
   type SubmitJobRequest,
   serverCredentials,
@@ -221,7 +222,7 @@ export class JobManager {
       ...serverSecurityOptions(
         opts.security,
         'JobManager',
-        throttleRefusals((r) => opts.log.warn(r, 'refused a call without the cluster token')),
+        throttleRefusals((r) => opts.log.warn(r, refusalMessage(r))),
       ),
     });
     this.store = new JobStore(opts.config.redisUrl, opts.config.clusterId);

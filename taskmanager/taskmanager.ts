@@ -32,6 +32,7 @@ import {
   type RegisterTaskManagerResponse,
   type ReportTaskStateRequest,
   type RpcSecurity,
+  refusalMessage,
   type StartTasksRequest,
   serverCredentials,
   serverSecurityOptions,
@@ -129,7 +130,7 @@ export class TaskManager {
       ...serverSecurityOptions(
         opts.security,
         `TaskManager ${this.id}`,
-        throttleRefusals((r) => opts.log.warn(r, 'refused a call without the cluster token')),
+        throttleRefusals((r) => opts.log.warn(r, refusalMessage(r))),
       ),
     });
   }

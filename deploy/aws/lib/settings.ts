@@ -194,7 +194,9 @@ export function resolveSettings(input: FluxoSettingsInput): FluxoSettings {
       problems.push(`${TM_COUNT_KEYS[k as keyof TaskManagerCounts]}: ${String(v)} is not an integer ≥ 0`);
   if (Number.isInteger(max) && max < 1) problems.push(`${TM_COUNT_KEYS.max}: must be at least 1`);
   if ([min, max, desired].every(Number.isInteger) && !(min <= desired && desired <= max))
-    problems.push(`taskManagers: need min ≤ desired ≤ max, got min ${min}, desired ${desired}, max ${max}`);
+    problems.push(
+      `tmMin, tmDesired, tmMax (taskManagers.min/desired/max): need tmMin ≤ tmDesired ≤ tmMax, got tmMin ${min}, tmDesired ${desired}, tmMax ${max}`,
+    );
   if (!Number.isInteger(s.slotsPerTaskManager) || s.slotsPerTaskManager < 1)
     problems.push(`slotsPerTaskManager: ${String(s.slotsPerTaskManager)} is not an integer ≥ 1`);
   if (s.keyPairName !== undefined && !/^[\x20-\x7e]{1,255}$/.test(s.keyPairName))

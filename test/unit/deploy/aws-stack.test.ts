@@ -654,7 +654,7 @@ describe('FluxoStack: settings', () => {
     }
     expect((err as { problems: string[] }).problems).toEqual([
       "clientCidr: '10.0.0.300/8' has an octet above 255",
-      'taskManagers: need min ≤ desired ≤ max, got min 3, desired 2, max 2',
+      'tmMin, tmDesired, tmMax (taskManagers.min/desired/max): need tmMin ≤ tmDesired ≤ tmMax, got tmMin 3, tmDesired 2, tmMax 2',
       'slotsPerTaskManager: 0 is not an integer ≥ 1',
     ]);
   });

@@ -177,6 +177,8 @@ export class FileCommitter {
   private failure: EngineError | null = null;
   /** bytes of `write` calls not yet written */
   private queuedBytes = 0;
+  /** bytes written to the current in-progress file (0: nothing since it was opened) */
+  private intervalBytes = 0;
 
   private constructor(opts: FileCommitterOptions, lastId: number) {
     this.path = opts.path;
@@ -266,6 +268,7 @@ export class FileCommitter {
     const buf = Buffer.from(chunk, 'utf8');
     const file = this.inProgress;
     this.queuedBytes += buf.length;
+    this.intervalBytes += buf.length;
     this.enqueue(async () => {
       try {
         await writeAll(fd, buf, file);
@@ -289,7 +292,9 @@ export class FileCommitter {
    * At the barrier of checkpoint `id`: renames the interval's file to `<epoch>-<id>.pending`,
    * starts the next interval and queues the fsyncs that make the pending file durable (`durable`
    * resolves when they are done: acknowledge the checkpoint only then). Returns the sink's state
-   * for the checkpoint (pending ids not yet committed, including `id`).
+   * for the checkpoint (pending ids not yet committed, including `id`). When nothing was written
+   * since the previous barrier, no pending file is made for `id` (it is not in the state) and the
+   * in-progress file carries on into the next interval: an empty transaction commits nothing.
    * @throws EngineError `SINK_IO` on a file failure; `INTERNAL` when `id` is not above the previous
    *   pre-committed (or restored) id, or after `commitAll` or `close`
    */
@@ -297,6 +302,12 @@ export class FileCommitter {
     const fd = this.requireOpen();
     if (id <= this.lastId)
       throw new EngineError('INTERNAL', `pre-commit of checkpoint ${id} of ${this.path} after ${this.lastId}`);
+    if (this.intervalBytes === 0) {
+      // nothing written since the last barrier (a quiet late-data or dead-letter output): no
+      // pending file, no fsync, nothing to commit; the in-progress file goes on collecting
+      this.lastId = id;
+      return { checkpointId: id, epoch: this.epoch, pending: [...this.pending] };
+    }
     const from = this.inProgress;
     const to = this.pendingPath(this.epoch, id);
     this.fd = null;
@@ -421,6 +432,7 @@ export class FileCommitter {
 
   private startInProgress(): void {
     this.inProgress = join(this.stagingDir, `${this.epoch}-${this.lastId + 1}.inprogress`);
+    this.intervalBytes = 0;
     this.fd = this.ioSync('cannot open', this.inProgress, () => openSync(this.inProgress, 'w'));
   }
 

@@ -121,10 +121,28 @@ describe('FileCommitter: pre-commit and commit', () => {
   it('pending checkpoints stay in the state until committed', async () => {
     const path = tempPath();
     const c = await FileCommitter.open({ path, epoch: E0 });
+    c.write(B0);
     c.preCommit(cp(4));
+    c.write(H0);
     expect(c.preCommit(cp(6))).toEqual({ checkpointId: 6, epoch: 0, pending: [4, 6] });
     await c.commit(cp(4));
+    c.write(B0);
     expect(c.preCommit(cp(7))).toEqual({ checkpointId: 7, epoch: 0, pending: [6, 7] });
+  });
+
+  it('an interval without rows makes no pending file and commits nothing', async () => {
+    const path = tempPath();
+    const c = await FileCommitter.open({ path, epoch: E0 });
+    expect(c.preCommit(cp(1))).toEqual({ checkpointId: 1, epoch: 0, pending: [] });
+    expect(await c.commit(cp(1))).toEqual([]);
+    c.write(B0);
+    expect(c.preCommit(cp(2))).toEqual({ checkpointId: 2, epoch: 0, pending: [2] });
+    expect(c.preCommit(cp(3))).toEqual({ checkpointId: 3, epoch: 0, pending: [2] });
+    await c.durable();
+    expect(readdirSync(staging(path)).filter((f) => f.endsWith('.pending'))).toEqual(['0-2.pending']);
+    expect(await c.commit(cp(3))).toEqual([2]);
+    expect(content(path)).toBe(B0);
+    expect(manifest(path).commits).toEqual([{ checkpointId: 2, length: Buffer.byteLength(B0) }]);
   });
 
   it('refuses a pre-commit id not above the previous one, and writes after commitAll', async () => {
@@ -400,15 +418,12 @@ describe('FileCommitter: background work', () => {
   it('end of input with nothing committed before: the in-progress file becomes the final file', async () => {
     const path = tempPath();
     const c = await FileCommitter.open({ path, epoch: E0 });
-    const empty = c.preCommit(cp(1)); // a checkpoint with no rows: committed length stays 0
+    const empty = c.preCommit(cp(1)); // a checkpoint with no rows: nothing to commit
     await c.commit(cp(1));
     c.write(B0 + H0);
     await c.commitAll();
     expect(content(path)).toBe(B0 + H0);
-    expect(manifest(path).commits).toEqual([
-      { checkpointId: 1, length: 0 },
-      { checkpointId: END_OF_INPUT_ID, length: Buffer.byteLength(B0 + H0) },
-    ]);
+    expect(manifest(path).commits).toEqual([{ checkpointId: END_OF_INPUT_ID, length: Buffer.byteLength(B0 + H0) }]);
     expect(readdirSync(staging(path))).toEqual(['manifest.json']);
 
     // a failover to checkpoint 1 drops the end-of-input output, as for the copying path

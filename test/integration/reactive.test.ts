@@ -205,6 +205,17 @@ async function startReactive(clusterId: string, scheduler = 'reactive'): Promise
   return { redis, cluster, dir, data, stop };
 }
 
+/** Runs the job over the whole input at parallelism 1 into a redis sink (prefix `ref`): its hashes, the reference. */
+async function referenceHashes(fx: ReactiveFixture): Promise<Map<string, Record<string, string>>> {
+  const ref = await fx.cluster.cli([
+    'submit',
+    writeSpec(fx.dir, 'reference', join(fx.dir, 'whole.csv'), false, { type: 'redis', keyPrefix: 'ref' }),
+  ]);
+  expect(ref.code, ref.stderr).toBe(0);
+  await fx.cluster.waitForState(ref.stdout.trim(), 'FINISHED', 120_000);
+  return hashes(fx.redis.url, 'ref');
+}
+
 describe('reactive mode', () => {
   let fx: ReactiveFixture;
   let cluster: TestCluster;
@@ -352,13 +363,7 @@ describe('reactive mode: scale-in with a redis sink', () => {
   });
 
   it('writes the pending output of a subtask a scale-in removes: the hashes equal a run without rescaling', async () => {
-    const ref = await cluster.cli([
-      'submit',
-      writeSpec(dir, 'reference', join(dir, 'whole.csv'), false, { type: 'redis', keyPrefix: 'ref' }),
-    ]);
-    expect(ref.code, ref.stderr).toBe(0);
-    await cluster.waitForState(ref.stdout.trim(), 'FINISHED', 120_000);
-    const reference = await hashes(redis.url, 'ref');
+    const reference = await referenceHashes(fx);
     expect(reference.size).toBe(tumblingOracle(data, 60_000, 2000).rows.length);
 
     const input = growingInput(join(dir, 'input.csv'), data);
@@ -435,13 +440,7 @@ describe('savepoint restored at a lower parallelism with a redis sink', () => {
   });
 
   it('writes the pending output of the subtask the lower parallelism drops: the hashes equal a run without failure', async () => {
-    const ref = await cluster.cli([
-      'submit',
-      writeSpec(dir, 'reference', join(dir, 'whole.csv'), false, { type: 'redis', keyPrefix: 'ref' }),
-    ]);
-    expect(ref.code, ref.stderr).toBe(0);
-    await cluster.waitForState(ref.stdout.trim(), 'FINISHED', 120_000);
-    const reference = await hashes(redis.url, 'ref');
+    const reference = await referenceHashes(fx);
 
     // p = 3 on tm-1..3, no periodic checkpoint: the savepoint is checkpoint 1, and tm-3 (window-2
     // with its redis sink) is SIGKILLed when told it completed, before its sink commits

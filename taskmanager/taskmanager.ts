@@ -557,11 +557,11 @@ export class TaskManager {
       return;
     }
     if (this.brokenAttempts.size > 0 && this.brokenAttempts.has(attemptOf(dest.taskKey))) return;
-    this.peerNames.set(dest.dataAddress, dest.taskmanagerId);
     let list = this.toPeer.get(dest.dataAddress);
     if (!list) {
       list = [];
       this.toPeer.set(dest.dataAddress, list);
+      this.peerNames.set(dest.dataAddress, dest.taskmanagerId); // once per peer and flush, not per frame
     }
     list.push({ targetTask: dest.taskKey, frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength) });
   }

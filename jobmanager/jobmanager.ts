@@ -95,6 +95,8 @@ interface TaskManagerEntry {
   used: Map<number, string>;
   lastHeartbeatMs: number;
   rssBytes: number;
+  /** V8 heap in use, all threads, bytes (0 until reported) */
+  heapUsedBytes: number;
   pid: number;
   hostname: string;
   state: 'ALIVE' | 'LOST';
@@ -722,6 +724,7 @@ export class JobManager {
       lastHeartbeatMs: tm.lastHeartbeatMs,
       state: tm.state,
       rssBytes: tm.rssBytes,
+      heapUsedBytes: tm.heapUsedBytes,
       pid: tm.pid,
       hostname: tm.hostname,
     }));
@@ -745,6 +748,7 @@ export class JobManager {
       used: new Map(),
       lastHeartbeatMs: Date.now(),
       rssBytes: 0,
+      heapUsedBytes: 0,
       pid: req.pid,
       hostname: req.hostname,
       state: 'ALIVE',
@@ -775,6 +779,7 @@ export class JobManager {
       entry.heartbeat = call;
       entry.lastHeartbeatMs = Date.now();
       entry.rssBytes = hb.rssBytes;
+      entry.heapUsedBytes = hb.heapUsedBytes;
       for (const t of hb.tasks) {
         const [jobId, attempt, taskId] = t.taskId.split(':');
         const job = this.jobs.get(jobId);

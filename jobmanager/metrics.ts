@@ -201,15 +201,13 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   });
   new Gauge({
     name: 'fluxo_taskmanager_heap_used_bytes',
-    help: 'V8 heap used by each live TaskManager, bytes (only TaskManagers that report it)',
+    help: 'V8 heap used by each live TaskManager, its main thread and slot workers together, bytes (only TaskManagers that have reported it)',
     labelNames: ['taskmanager_id'],
     registers: reg,
     collect() {
       this.reset();
-      for (const t of src.taskmanagerList()) {
-        const heap = (t as { heapUsedBytes?: number }).heapUsedBytes;
-        if (t.state === 'ALIVE' && typeof heap === 'number') this.set({ taskmanager_id: t.taskmanagerId }, heap);
-      }
+      for (const t of src.taskmanagerList())
+        if (t.state === 'ALIVE' && t.heapUsedBytes > 0) this.set({ taskmanager_id: t.taskmanagerId }, t.heapUsedBytes);
     },
   });
   new Gauge({

@@ -61,7 +61,12 @@ export type FromSlot =
       reason: string;
       message: string;
     }
-  | { t: 'metrics'; tasks: { jobId: string; attempt: number; taskId: string; counters: TaskCounters }[] };
+  | {
+      t: 'metrics';
+      tasks: { jobId: string; attempt: number; taskId: string; counters: TaskCounters }[];
+      /** this worker's V8 heap in use, bytes */
+      heapUsedBytes: number;
+    };
 
 export interface SlotWorkerData {
   taskmanagerId: string;

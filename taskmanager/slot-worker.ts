@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { checkpointKeyPrefix, RedisCheckpointStore } from '../core/checkpoint/redis-store.js';
@@ -229,8 +230,8 @@ port.on('message', (msg: ToSlot) => {
   }
 });
 
+// also without tasks: the heap of an idle slot counts towards the TaskManager's memory
 setInterval(() => {
-  if (tasks.size === 0) return;
   post({
     t: 'metrics',
     tasks: [...tasks.values()].map((t) => ({
@@ -239,6 +240,7 @@ setInterval(() => {
       taskId: t.desc.taskId,
       counters: t.liveCounters(),
     })),
+    heapUsedBytes: getHeapStatistics().used_heap_size,
   });
 }, data.metricsIntervalMs).unref();
 

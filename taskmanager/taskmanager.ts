@@ -106,6 +106,8 @@ export class TaskManager {
     string,
     { jobId: string; attempt: number; taskId: string; counters: TaskCounters }
   >();
+  /** slot index → its worker's V8 heap in use, bytes, from the worker's last metrics message */
+  private readonly slotHeapBytes = new Map<number, number>();
   private readonly deployWaiters = new Map<number, { left: number; errors: string[]; done: () => void }>();
   private nextReqId = 1;
   private stopping = false;
@@ -318,7 +320,16 @@ export class TaskManager {
         taskId: `${m.jobId}:${m.attempt}:${m.taskId}`,
         countersJson: JSON.stringify(m.counters),
       }));
-      call.write({ taskmanagerId: this.id, sentAtMs: Date.now(), rssBytes: process.memoryUsage.rss(), tasks });
+      // each worker thread has its own V8 heap: the process's heap is the main thread's plus theirs
+      let heapUsedBytes = process.memoryUsage().heapUsed;
+      for (const b of this.slotHeapBytes.values()) heapUsedBytes += b;
+      call.write({
+        taskmanagerId: this.id,
+        sentAtMs: Date.now(),
+        rssBytes: process.memoryUsage.rss(),
+        tasks,
+        heapUsedBytes,
+      });
     };
     beat();
     this.heartbeatTimer = setInterval(beat, intervalMs);
@@ -406,6 +417,7 @@ export class TaskManager {
         return;
       case 'metrics':
         for (const t of m.tasks) this.metrics.set(`${t.jobId}:${t.attempt}:${t.taskId}`, t);
+        this.slotHeapBytes.set(slot.index, m.heapUsedBytes);
         return;
       case 'state': {
         this.metrics.delete(`${m.jobId}:${m.attempt}:${m.taskId}`);

@@ -26,6 +26,8 @@ export interface HeartbeatRequest {
   sentAtMs: number;
   rssBytes: number;
   tasks: TaskMetrics[];
+  /** V8 heap in use of the main thread and every slot worker, bytes (0 from a TaskManager that does not report it) */
+  heapUsedBytes: number;
 }
 export interface HeartbeatResponse {
   known: boolean;
@@ -89,6 +91,8 @@ export interface TaskManagerInfo {
   rssBytes: number;
   pid: number;
   hostname: string;
+  /** last reported V8 heap in use (all threads), bytes; 0 until reported */
+  heapUsedBytes: number;
 }
 export interface ListTaskManagersResponse {
   taskmanagers: TaskManagerInfo[];

@@ -265,6 +265,20 @@ describe('REST API: reads, metrics, SSE and mutations on a running cluster', () 
     expect(promValue(samples, 'fluxo_taskmanagers', { state: 'ALIVE' })).toBe(2);
     expect(promValue(samples, 'fluxo_taskmanager_slots', { taskmanager_id: 'tm-a', kind: 'total' })).toBe(2);
     expect([...samples.keys()].some((k) => k.startsWith('fluxo_jobmanager_process_cpu'))).toBe(true);
+    // V8 heap of each TaskManager (main thread + slot workers), from its heartbeats: above 0 and
+    // below the same heartbeat's RSS (used heap pages are resident)
+    for (const id of ['tm-a', 'tm-b']) {
+      const [heap, rss] = await waitFor(
+        async () => {
+          const m = parseProm(await (await fetch(`${cluster.web}/metrics`)).text());
+          const h = promValue(m, 'fluxo_taskmanager_heap_used_bytes', { taskmanager_id: id });
+          return h === undefined ? undefined : [h, promValue(m, 'fluxo_taskmanager_rss_bytes', { taskmanager_id: id })];
+        },
+        { timeoutMs: 10_000, message: `no heap gauge for ${id}` },
+      );
+      expect(heap).toBeGreaterThan(0);
+      expect(heap).toBeLessThan(rss as number);
+    }
   });
 
   it('POST /jobs with a bad spec is 400 SPEC_INVALID listing every problem; unknown ids are 404; other methods 405', async () => {

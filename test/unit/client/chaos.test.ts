@@ -12,6 +12,7 @@ const tm = (id: string, pid: number): TaskManagerInfo => ({
   lastHeartbeatMs: Date.now(),
   state: 'ALIVE',
   rssBytes: 0,
+  heapUsedBytes: 0,
   pid,
   hostname: hostname(),
 });

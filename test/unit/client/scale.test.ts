@@ -255,6 +255,7 @@ describe('fluxo scale --wait', () => {
     lastHeartbeatMs: 0,
     state,
     rssBytes: 0,
+    heapUsedBytes: 0,
     pid: 1,
     hostname: '',
   });

@@ -110,6 +110,7 @@ const stubJm = {
         slotsUsed: 0,
         lastHeartbeatMs: 0,
         rssBytes: 1,
+        heapUsedBytes: 0,
       },
     ],
     taskmanagers: () => ({ taskmanagers: [] }),

@@ -411,6 +411,12 @@ function median(runs) {
   return sorted[(sorted.length - 1) >> 1];
 }
 
+/** The lower median of the numbers in `xs` (nulls skipped), or null when there are none. */
+function medianOf(xs) {
+  const ok = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return ok.length ? ok[(ok.length - 1) >> 1] : null;
+}
+
 /** Per role, the maximum peak RSS over all runs. */
 function peakRss(runs) {
   const by = new Map();
@@ -486,6 +492,9 @@ for (const r of Object.values(results)) {
   r.cmdRatioToBaseline = ratio(r.median.cmdReadingsPerSec, baseCmd);
   // each run against the baseline run of the same round: less sensitive to load that drifts
   r.pairedRatios = r.runs.map((x, i) => ratio(x.jobReadingsPerSec, results.baseline.runs[i].jobReadingsPerSec));
+  // p2ckpt against the p2 run of the same round (see the summary line)
+  if (r.id === 'p2ckpt' && results.p2)
+    r.pairedToP2 = r.runs.map((x, i) => ratio(x.jobReadingsPerSec, results.p2.runs[i]?.jobReadingsPerSec));
   r.correct = r.runs.every((x) => (x.problems ?? []).length === 0);
   r.disturbed = r.runs.some((x) => x.otherCores > 0.25);
 }
@@ -543,8 +552,13 @@ process.stdout.write(
           const ms = done.map((h) => h.durationMs).sort((a, b) => a - b);
           const kib = done.map((h) => h.stateBytes / 1024).sort((a, b) => a - b);
           const rel = ratio(c.median.jobReadingsPerSec, results.p2.median.jobReadingsPerSec);
+          // the runs alternate (p2, p2ckpt, p2, ...): a round's pair shares the machine's state of the
+          // moment, so the median of the per-round ratios is steadier than the ratio of the medians
+          const perRound = c.pairedToP2;
+          const paired = medianOf(perRound);
           return (
-            `  checkpoints every 1 s: ${rel?.toFixed(3) ?? '-'} of the throughput without (target ≥ 0.9: ${rel !== null && rel >= 0.9 ? 'MET' : 'NOT MET'}); ` +
+            `  checkpoints every 1 s: ${rel?.toFixed(3) ?? '-'} of the throughput without (target ≥ 0.9: ${rel !== null && rel >= 0.9 ? 'MET' : 'NOT MET'})` +
+            `${repeat > 1 ? `; median of the per-round ratios ${paired?.toFixed(3) ?? '-'} (${perRound.map((x) => x?.toFixed(3) ?? '-').join(' ')})` : ''}; ` +
             `${done.length} completed, duration ${ms[0] ?? '-'}–${ms[ms.length - 1] ?? '-'} ms (median ${ms[Math.floor(ms.length / 2)] ?? '-'}), ` +
             `state ${kib[0]?.toFixed(0) ?? '-'}–${kib[kib.length - 1]?.toFixed(0) ?? '-'} KiB\n`
           );

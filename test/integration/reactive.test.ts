@@ -19,13 +19,12 @@
  * else the rows of windows that fired just before that checkpoint would be missing. The hashes
  * must equal those of a run without rescaling.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, type RestJob, startCluster, type TestCluster, waitFor } from '../support/processes.js';
-import { startRedis } from '../support/redis.js';
+import { type PrivateCluster, startPrivateCluster } from '../support/private-cluster.js';
+import { getJson, type RestJob, type TestCluster, waitFor } from '../support/processes.js';
 import { diffRows, type OracleReading, type OracleRow, tumblingOracle } from '../support/window-oracle.js';
 
 const SENSORS = 200;
@@ -171,38 +170,35 @@ async function hashes(redisUrl: string, prefix: string): Promise<Map<string, Rec
   }
 }
 
-/** A private Redis, a temp folder with the whole input, and a reactive JobManager with tm-1 (1 slot). */
-interface ReactiveFixture {
-  redis: Awaited<ReturnType<typeof startRedis>>;
-  cluster: TestCluster;
-  dir: string;
+/** A private Redis, a temp folder with the whole input (`whole.csv`), and a JobManager (reactive by default) with tm-1 (1 slot). */
+interface ReactiveFixture extends PrivateCluster {
   data: OracleReading[];
-  stop(): Promise<void>;
 }
 
-async function startReactive(clusterId: string, scheduler = 'reactive'): Promise<ReactiveFixture> {
-  const redis = await startRedis();
-  const dir = mkdtempSync(join(tmpdir(), `fluxo-${clusterId}-`));
+function startReactive(clusterId: string, scheduler = 'reactive'): Promise<ReactiveFixture> {
   const data = readings();
-  writeFileSync(join(dir, 'whole.csv'), `${data.map(line).join('\n')}\n`);
-  let cluster: TestCluster | undefined;
-  const stop = async () => {
-    await cluster?.stop();
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    cluster = await startCluster({
-      redisUrl: redis.url,
-      clusterId,
+  return startPrivateCluster(clusterId, {
+    prepare: (dir) => writeFileSync(join(dir, 'whole.csv'), `${data.map(line).join('\n')}\n`),
+    cluster: {
       jmArgs: ['--scheduler', scheduler, '--resource-stabilization-timeout', String(STABILIZATION_MS)],
       taskmanagers: [{ id: 'tm-1', slots: 1 }],
-    });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { redis, cluster, dir, data, stop };
+    },
+  }).then((pc) => ({ ...pc, data }));
+}
+
+/**
+ * The describe block's fixture: `startReactive` before its tests (`use` gets the fixture, e.g. to
+ * set the block's variables), stopped after them.
+ */
+function useReactive(clusterId: string, scheduler: string, use: (fx: ReactiveFixture) => void): void {
+  let fx: ReactiveFixture | undefined;
+  beforeAll(async () => {
+    fx = await startReactive(clusterId, scheduler);
+    use(fx);
+  });
+  afterAll(async () => {
+    await fx?.stop();
+  });
 }
 
 /** Runs the job over the whole input at parallelism 1 into a redis sink (prefix `ref`): its hashes, the reference. */
@@ -217,18 +213,11 @@ async function referenceHashes(fx: ReactiveFixture): Promise<Map<string, Record<
 }
 
 describe('reactive mode', () => {
-  let fx: ReactiveFixture;
   let cluster: TestCluster;
   let dir: string;
   let data: OracleReading[];
-
-  beforeAll(async () => {
-    fx = await startReactive('reactive');
-    ({ cluster, dir, data } = fx);
-  });
-
-  afterAll(async () => {
-    await fx?.stop();
+  useReactive('reactive', 'reactive', (f) => {
+    ({ cluster, dir, data } = f);
   });
 
   const spec = (name: string, input: string, follow: boolean, sink?: object) =>
@@ -352,14 +341,9 @@ describe('reactive mode: scale-in with a redis sink', () => {
   let cluster: TestCluster;
   let dir: string;
   let data: OracleReading[];
-
-  beforeAll(async () => {
-    fx = await startReactive('reactive-redis');
-    ({ redis, cluster, dir, data } = fx);
-  });
-
-  afterAll(async () => {
-    await fx?.stop();
+  useReactive('reactive-redis', 'reactive', (f) => {
+    fx = f;
+    ({ redis, cluster, dir, data } = f);
   });
 
   it('writes the pending output of a subtask a scale-in removes: the hashes equal a run without rescaling', async () => {
@@ -429,14 +413,9 @@ describe('savepoint restored at a lower parallelism with a redis sink', () => {
   let cluster: TestCluster;
   let dir: string;
   let data: OracleReading[];
-
-  beforeAll(async () => {
-    fx = await startReactive('savepoint-scale-in', 'default');
-    ({ redis, cluster, dir, data } = fx);
-  });
-
-  afterAll(async () => {
-    await fx?.stop();
+  useReactive('savepoint-scale-in', 'default', (f) => {
+    fx = f;
+    ({ redis, cluster, dir, data } = f);
   });
 
   it('writes the pending output of the subtask the lower parallelism drops: the hashes equal a run without failure', async () => {

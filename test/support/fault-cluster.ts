@@ -3,43 +3,25 @@
  * TaskManager processes of one slot each (one spare), of which tm-1 runs with fault injection
  * `fault` (core/fault/inject.ts), firing once per cluster (`FLUXO_FAULTS_ONCE_DIR`).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, type TestCluster } from './processes.js';
-import { startRedis, type TestRedis } from './redis.js';
+import { type PrivateCluster, startPrivateCluster } from './private-cluster.js';
 
-export interface FaultCluster {
-  redis: TestRedis;
-  cluster: TestCluster;
-  /** a fresh temp folder for the test's inputs and outputs, removed by `stop` */
-  dir: string;
+export interface FaultCluster extends PrivateCluster {
   /** where tm-1's fault leaves its marker file once it fired (`FLUXO_FAULTS_ONCE_DIR`) */
   onceDir: string;
-  /** stops the processes and Redis, removes `dir`; safe after a partly failed start */
-  stop(): Promise<void>;
 }
 
 /** `clusterId` names the cluster and its temp folder. @throws when a process does not start (everything started is stopped) */
 export async function startFaultCluster(clusterId: string, fault: string): Promise<FaultCluster> {
-  const redis = await startRedis();
-  const dir = mkdtempSync(join(tmpdir(), `fluxo-${clusterId}-`));
-  const onceDir = join(dir, 'once');
-  mkdirSync(onceDir);
-  let cluster: TestCluster | undefined;
-  const stop = async () => {
-    await cluster?.stop();
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    cluster = await startCluster({ redisUrl: redis.url, clusterId, taskmanagers: [] });
-    await cluster.startTaskManager('tm-1', 1, { FLUXO_FAULTS: fault, FLUXO_FAULTS_ONCE_DIR: onceDir });
-    await cluster.startTaskManager('tm-2', 1);
-    await cluster.startTaskManager('tm-3', 1);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { redis, cluster, dir, onceDir, stop };
+  const pc = await startPrivateCluster(clusterId, {
+    cluster: { taskmanagers: [] },
+    prepare: (dir) => mkdirSync(join(dir, 'once')),
+    afterStart: async (cluster, dir) => {
+      await cluster.startTaskManager('tm-1', 1, { FLUXO_FAULTS: fault, FLUXO_FAULTS_ONCE_DIR: join(dir, 'once') });
+      await cluster.startTaskManager('tm-2', 1);
+      await cluster.startTaskManager('tm-3', 1);
+    },
+  });
+  return { ...pc, onceDir: join(pc.dir, 'once') };
 }
